@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-import pytest
+# one BLAS thread: the batched bounds are many small matmuls, which threads slow down on 2 cores
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
