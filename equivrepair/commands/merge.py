@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from pathlib import Path
 from typing import Any
+
+from .common import input_regions, is_nnet, load_net, positive
 
 EXAMPLE = """\
 examples:
@@ -38,19 +39,6 @@ from load_network's default for .nnet (raw inputs). --nnet-raw-inputs folds the 
 ranges into the first layer instead (raw units); use it only when both networks are .nnet files and
 the input set is in raw units.
 """
-
-
-def _positive(kind: str):
-    def parse(text: str) -> float:
-        try:
-            v = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{kind} must be a number, got {text!r}") from None
-        if not (math.isfinite(v) and v > 0):
-            raise argparse.ArgumentTypeError(f"{kind} must be a positive number, got {text!r}")
-        return v
-
-    return parse
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -71,20 +59,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--center", metavar="FILE.npy", help="centre of an L-inf ball (with --radius)")
     src.add_argument(
         "--radius",
-        type=_positive("radius"),
+        type=positive("radius"),
         metavar="R",
         help="radius of the L-inf ball around --center, clipped to the network's input domain if known",
     )
     p.add_argument("--vnnlib-dir", metavar="DIR", help="where to write the VNN-LIB files (default: folder of -o)")
     p.add_argument(
         "--epsilon",
-        type=_positive("epsilon"),
+        type=positive("epsilon"),
         action="append",
         metavar="E",
         help="epsilon for the equivalence and threshold properties (repeatable; default 0.05)",
     )
     p.add_argument(
-        "--timeout", type=_positive("timeout"), default=300.0, metavar="S", help="timeout in instances.csv (300)"
+        "--timeout", type=positive("timeout"), default=300.0, metavar="S", help="timeout in instances.csv (300)"
     )
     nn = p.add_mutually_exclusive_group()
     nn.add_argument(
@@ -104,62 +92,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _is_nnet(path: str) -> bool:
-    return Path(path).suffix.lower() == ".nnet"
-
-
-def _load(path: str, raw_inputs: bool) -> Any:
-    """Load a network; a .nnet one reads normalised inputs unless ``raw_inputs``.
-
-    ``load_nnet(input_normalization=True)`` folds the .nnet means/ranges into the first layer (raw
-    inputs); ``False`` keeps the first layer as written (normalised inputs, as the ACAS Xu ONNX files).
-    """
-    from ..nets.load import load_network
-
-    if _is_nnet(path):
-        return load_network(path, input_normalization=raw_inputs)
-    return load_network(path)
-
-
-def _input_regions(args: argparse.Namespace, merged: Any) -> list[tuple[str, Any]]:
-    """``[(suffix, Box)]``: one region, or one per input region of a disjunctive VNN-LIB file."""
-    import numpy as np
-
-    from ..errors import FormatError
-    from ..spec.sets import InputSetError, linf_ball, load_input_set
-    from ..spec.vnnlib import read_vnnlib
-
-    n = merged.n_inputs
-    if args.input_set and (args.center or args.radius is not None):
-        raise InputSetError("give either --input-set or --center/--radius, not both")
-    if args.input_set:
-        p = Path(args.input_set)
-        if p.suffix.lower() == ".vnnlib" or p.name.lower().endswith(".vnnlib.gz"):
-            if not p.exists():
-                raise FileNotFoundError(f"input set file not found: {p}")
-            prop = read_vnnlib(p, n_inputs=n)
-            if len(prop.cases) == 1:
-                return [("", prop.cases[0].box)]
-            return [(f"_r{k}", case.box) for k, case in enumerate(prop.cases)]
-        return [("", load_input_set(p, n_inputs=n))]
-    if args.center or args.radius is not None:
-        if not (args.center and args.radius is not None):
-            raise InputSetError("--center and --radius go together")
-        cp = Path(args.center)
-        if not cp.exists():
-            raise FileNotFoundError(f"centre file not found: {cp}")
-        try:
-            center = np.load(cp, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise FormatError(f"{cp}: not a readable .npy array ({exc})") from None
-        center = np.asarray(center, dtype=np.float64).ravel()
-        if center.size != n:
-            raise InputSetError(f"{cp}: centre has {center.size} values but the networks have {n} inputs")
-        box = linf_ball(center, args.radius, merged.input_domain, label=f"linf({cp.name}, r={args.radius:g})")
-        return [("", box)]
-    return []
-
-
 def run(args: argparse.Namespace) -> int:
     from ..merge import merge
     from ..nets.onnx_io import save_onnx
@@ -171,16 +103,16 @@ def run(args: argparse.Namespace) -> int:
         raise InputSetError("--vnnlib-dir needs an input set: --input-set SET or --center FILE.npy --radius R")
     epsilons = args.epsilon or [0.05]
 
-    if args.nnet_raw_inputs and _is_nnet(args.orig) != _is_nnet(args.comp):
+    if args.nnet_raw_inputs and is_nnet(args.orig) != is_nnet(args.comp):
         print(
             "equivrepair merge: warning: --nnet-raw-inputs with one .nnet and one other network: the .nnet one "
             "reads raw inputs, the other one whatever its file says (ACAS Xu ONNX: normalised inputs)",
             file=sys.stderr,
         )
-    orig = _load(args.orig, args.nnet_raw_inputs)
-    comp = _load(args.comp, args.nnet_raw_inputs)
+    orig = load_net(args.orig, args.nnet_raw_inputs)
+    comp = load_net(args.comp, args.nnet_raw_inputs)
     merged = merge(orig, comp, output="diff")
-    regions = _input_regions(args, merged)  # before writing anything: bad sets fail early
+    regions = input_regions(args, merged)  # before writing anything: bad sets fail early
 
     out = Path(args.output)
     stem = out.name[: -len(".onnx")] if out.name.lower().endswith(".onnx") else out.name

@@ -1,0 +1,127 @@
+"""``equivrepair verify ORIG COMP --input-set SET``: bounds on Φ1 − Φ2, or the ε-equivalence decision."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..cli import EXIT_NOT_EQUIVALENT, EXIT_OK, EXIT_UNKNOWN
+from .common import add_input_set_args, add_network_args, load_pair, resolve_input_set
+
+EXAMPLE = """examples:
+  equivrepair verify orig.onnx comp.onnx --input-set prop_1.vnnlib
+  equivrepair verify orig.onnx comp.nnet --input-set box.json --method differential --json out.json
+  equivrepair verify orig.onnx comp.onnx --center x0.npy --radius 0.01 --epsilon 0.05 --timeout 60
+exit codes: 0 done (with --epsilon: equivalent), 1 not equivalent, 2 unknown/timeout, 3 input error"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "verify",
+        help="bound or decide the discrepancy of two networks over an input set",
+        description="Compute bounds on Φ1(x) − Φ2(x) over an input set (exact δ_max by default), "
+        "or decide ε-equivalence with --epsilon.\n\n" + EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_network_args(p)
+    add_input_set_args(p)
+    from ..reach.api import METHODS
+
+    p.add_argument("--method", default="exact", choices=METHODS, help="verification method (default: exact)")
+    p.add_argument("--epsilon", type=float, help="decide whether |Φ1 − Φ2|_j < ε everywhere on the set")
+    p.add_argument("--outputs", help="comma-separated output indices to consider (default: all)")
+    p.add_argument("--timeout", type=float, help="time limit in seconds (returns the bounds so far)")
+    p.add_argument("--atol", type=float, default=None, help="absolute tolerance of exact methods")
+    p.add_argument("--rtol", type=float, default=None, help="relative tolerance of exact methods")
+    p.add_argument("--workers", type=int, default=1, help="worker processes for the exact method")
+    p.add_argument("--json", metavar="OUT", help="write the result as JSON ('-' for stdout)")
+    p.add_argument("--certificate", metavar="OUT", help="write an equivalence certificate (JSON)")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.set_defaults(func=run)
+
+
+def _progress(quiet: bool):
+    if quiet or not sys.stderr.isatty():
+        return None
+
+    def show(s: dict) -> None:
+        sys.stderr.write(
+            f"\r  {s['time']:7.1f} s  open {s['open']:7d}  branches {s['branches']:8d}  "
+            f"lower {s['lower']:.6g}  upper {s['upper']:.6g}   "
+        )
+        sys.stderr.flush()
+
+    return show
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..reach.api import check, evaluate
+
+    orig, comp = load_pair(args)
+    box = resolve_input_set(args, orig)
+    outputs = [int(v) for v in args.outputs.split(",")] if args.outputs else None
+    opts = {}
+    if args.atol is not None:
+        opts["atol"] = args.atol
+    if args.rtol is not None:
+        opts["rtol"] = args.rtol
+    progress = _progress(args.quiet)
+    print(f"Φ1 {orig.name} ({'-'.join(map(str, orig.widths))})  vs  Φ2 {comp.name} ({'-'.join(map(str, comp.widths))})")
+    print(f"input set: {box.label or 'box'} in {box.dim} dimensions ({int((box.upper > box.lower).sum())} free)")
+    if args.epsilon is not None:
+        dec = check(
+            orig,
+            comp,
+            box,
+            args.epsilon,
+            method=args.method,
+            time_limit=args.timeout,
+            outputs=outputs,
+            progress=progress,
+            **opts,
+        )
+        if progress:
+            sys.stderr.write("\n")
+        print(f"ε-equivalence (ε = {args.epsilon:g}): {dec.verdict.upper()}")
+        print(f"  max |Φ1 − Φ2|∞ in [{dec.lower:.9g}, {dec.upper:.9g}]   time {dec.stats.get('time', 0):.2f} s")
+        if dec.counterexample is not None:
+            print(f"  counterexample (|Δ| = {dec.counterexample_value:.9g}): {dec.counterexample.tolist()}")
+        payload = dec.to_json()
+        code = {"equivalent": EXIT_OK, "not_equivalent": EXIT_NOT_EQUIVALENT}.get(dec.verdict, EXIT_UNKNOWN)
+        result = dec
+    else:
+        res = evaluate(
+            orig,
+            comp,
+            box,
+            method=args.method,
+            time_limit=args.timeout,
+            outputs=outputs,
+            workers=args.workers,
+            progress=progress,
+            **opts,
+        )
+        if progress:
+            sys.stderr.write("\n")
+        print(res.summary())
+        payload = res.to_json()
+        code = EXIT_OK if res.status == "exact" or (res.status == "bounded" and args.timeout is None) else EXIT_UNKNOWN
+        if res.status == "error":
+            code = EXIT_UNKNOWN
+        result = res
+    payload["orig"] = {"path": args.orig, "sha256": orig.content_hash}
+    payload["comp"] = {"path": args.comp, "sha256": comp.content_hash}
+    payload["input_set"] = box.to_json()
+    if args.json == "-":
+        print(json.dumps(payload, indent=2))
+    elif args.json:
+        with open(args.json, "w") as fh:
+            json.dump(payload, fh, indent=2)
+    if args.certificate:
+        from ..certify import make_certificate, write_certificate
+
+        cert = make_certificate(orig, comp, box, result, epsilon=args.epsilon)
+        write_certificate(args.certificate, cert)
+        print(f"certificate written to {args.certificate}")
+    return code

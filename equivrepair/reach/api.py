@@ -1,0 +1,336 @@
+"""The verification contract: ``evaluate`` (bounds on Φ1 − Φ2 over X) and ``check`` (ε-equivalence).
+
+Methods (``method=``):
+  ``exact``         branch and bound maximising the discrepancy (default; exact to the tolerance)
+  ``star-enum``     exact star-set enumeration of the merged network (keeps the output stars)
+  ``milp``          big-M MILP of the merged network (cvxpy + HiGHS), an independent exact check
+  ``interval``, ``symbolic``, ``differential``, ``lp``: sound over-approximations δ̃
+  ``nnenum``, ``marabou``, ``vnncomp-tool``: external solvers behind the same interface
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from ..nets.ir import FNN
+from ..spec.sets import Box, InputSetError
+from .bab import DEFAULT_ATOL, DEFAULT_RTOL, discrepancy, maximize
+from .result import Decision, Discrepancy
+
+STAR_TOL = 1e-8  # relative slack added to LP optima of star-enum (HiGHS tolerances are 1e-9)
+
+EXACT_METHODS = ("exact", "star-enum", "milp")
+BOUND_METHODS = ("interval", "symbolic", "differential", "lp")
+EXTERNAL_METHODS = ("nnenum", "marabou", "vnncomp-tool")
+METHODS = EXACT_METHODS + BOUND_METHODS + EXTERNAL_METHODS
+
+
+HIGH_DIM = 16  # above this many free inputs, ``exact`` splits ReLUs (MILP) instead of inputs
+
+
+def fold_fixed_inputs(orig: FNN, comp: FNN, box: Box) -> tuple[FNN, FNN, Box, np.ndarray]:
+    """Fold inputs with lower == upper into the first layers' biases (exact); returns the reduced
+    networks, the box over the free inputs, and the indices of the free inputs."""
+    free = np.flatnonzero(box.upper > box.lower)
+    if free.size == box.dim or box.has_constraints:
+        return orig, comp, box, np.arange(box.dim)
+    if free.size == 0:
+        free = np.array([0])
+    fixed = np.setdiff1d(np.arange(box.dim), free)
+    x_fixed = box.lower[fixed]
+
+    def reduce(net: FNN) -> FNN:
+        first = net.layers[0]
+        from ..nets.ir import Layer
+
+        layer = Layer(first.W[:, free], first.b + first.W[:, fixed] @ x_fixed, first.activation)
+        return net.replace(layers=(layer,) + net.layers[1:], input_domain=None)
+
+    small = Box(box.lower[free], box.upper[free], label=box.label)
+    return reduce(orig), reduce(comp), small, free
+
+
+def _embed(x: np.ndarray | None, box: Box, free: np.ndarray) -> np.ndarray | None:
+    if x is None:
+        return None
+    full = box.lower.copy()
+    full[free] = np.asarray(x, dtype=np.float64).ravel()
+    return full
+
+
+def _validate(orig: FNN, comp: FNN, input_set: Box, outputs: list[int] | None) -> list[int]:
+    if orig.n_inputs != comp.n_inputs:
+        raise InputSetError(f"networks differ in input size: {orig.n_inputs} vs {comp.n_inputs}")
+    if orig.n_outputs != comp.n_outputs:
+        raise InputSetError(f"networks differ in output size: {orig.n_outputs} vs {comp.n_outputs}")
+    if not isinstance(input_set, Box):
+        raise InputSetError(f"input set must be a Box (see equivrepair.spec.sets), got {type(input_set).__name__}")
+    input_set.check_dim(orig.n_inputs)
+    if outputs is None:
+        return list(range(orig.n_outputs))
+    bad = [j for j in outputs if not 0 <= j < orig.n_outputs]
+    if bad or not outputs:
+        raise InputSetError(f"outputs {outputs} not in 0..{orig.n_outputs - 1}")
+    return sorted(set(outputs))
+
+
+def _from_objectives(
+    orig: FNN,
+    comp: FNN,
+    outputs: list[int],
+    objectives: list[tuple[int, int]],
+    lower: np.ndarray,
+    upper: np.ndarray,
+    witnesses: np.ndarray,
+    exact: bool,
+    method: str,
+    tolerance: float,
+    stats: dict,
+    message: str = "",
+) -> Discrepancy:
+    """Assemble a Discrepancy from per-objective bounds; re-evaluates the witness on Φ1 and Φ2."""
+    m = orig.n_outputs
+    per = np.tile([[-np.inf, np.inf]], (m, 1)).astype(np.float64)
+    for k, (s, j) in enumerate(objectives):
+        if s > 0:
+            per[j, 1] = upper[k]
+        else:
+            per[j, 0] = -upper[k]
+    # witness: the best point over all objectives, re-evaluated on the original networks
+    d = discrepancy(orig, comp, witnesses)
+    vals = np.abs(d[:, outputs]).max(axis=1)
+    best = int(np.argmax(vals))
+    wx = witnesses[best]
+    lower_val = float(vals[best])
+    w_out = int(outputs[int(np.argmax(np.abs(d[best, outputs])))])
+    up = float(max(max(-per[j, 0], per[j, 1]) for j in outputs))
+    up = max(up, lower_val)
+    return Discrepancy(
+        per_output=per,
+        lower=lower_val,
+        upper=up,
+        witness=wx,
+        status="exact" if exact else "bounded",
+        method=method,
+        delta_max=up if exact else None,
+        tolerance=tolerance,
+        witness_output=w_out,
+        outputs=None if len(outputs) == m else outputs,
+        stats=stats,
+        message=message,
+    )
+
+
+def evaluate(
+    orig: FNN,
+    comp: FNN,
+    input_set: Box,
+    method: str = "exact",
+    time_limit: float | None = None,
+    atol: float = DEFAULT_ATOL,
+    rtol: float = DEFAULT_RTOL,
+    outputs: list[int] | None = None,
+    workers: int = 1,
+    progress: Callable[[dict], None] | None = None,
+    **options: Any,
+) -> Discrepancy:
+    """Bounds on Φ1(x) − Φ2(x) over ``input_set``; see :class:`Discrepancy` for the guarantees."""
+    outputs = _validate(orig, comp, input_set, outputs)
+    if method in ("exact", "star-enum") and not input_set.has_constraints:
+        o2, c2, small, free = fold_fixed_inputs(orig, comp, input_set)
+        if free.size < input_set.dim:
+            res = evaluate(o2, c2, small, method, time_limit, atol, rtol, outputs, workers, progress, **options)
+            res.witness = _embed(res.witness, input_set, free)
+            res.stats["folded_fixed_inputs"] = int(input_set.dim - free.size)
+            if res.witness is not None:  # the witness rule: re-evaluate on the original networks
+                d = discrepancy(orig, comp, res.witness)[outputs]
+                res.lower = float(np.max(np.abs(d)))
+                res.upper = max(res.upper, res.lower)
+            return res
+    t0 = time.perf_counter()
+    if method == "exact" and input_set.dim > HIGH_DIM:
+        res = _run_method("milp", orig, comp, input_set, time_limit, outputs, **options)
+        res.method = "exact"
+        res.message = (res.message + " " if res.message else "") + (
+            f"{input_set.dim} free inputs: exact runs the MILP (ReLU splitting) instead of input splitting"
+        )
+        return res
+    if method == "exact":
+        if input_set.has_constraints:
+            method_used = "milp"
+            res = _run_method("milp", orig, comp, input_set, time_limit, outputs, **options)
+            res.message = (res.message + " " if res.message else "") + "exact on a constrained set runs the MILP"
+            return res
+        if workers > 1:
+            from .parallel import maximize_parallel
+
+            r = maximize_parallel(
+                orig, comp, input_set.lower, input_set.upper, workers=workers, outputs=outputs,
+                atol=atol, rtol=rtol, time_limit=time_limit, progress=progress, **options,
+            )
+        else:
+            r = maximize(
+                orig, comp, input_set.lower, input_set.upper, outputs=outputs, atol=atol, rtol=rtol,
+                time_limit=time_limit, progress=progress, **options,
+            )
+        stats = dict(r.stats, method="exact", atol=atol, rtol=rtol, workers=workers)
+        msg = "" if r.finished else f"stopped early ({r.reason}): bounds so far"
+        # exact means every objective's upper bound is within the tolerance of its witness
+        tol = float(np.max(np.maximum(atol, rtol * np.abs(r.lower))))
+        return _from_objectives(
+            orig, comp, outputs, r.objectives, r.lower, r.upper, r.witnesses, r.finished, "exact", tol, stats, msg
+        )
+    if method == "star-enum":
+        return _star_enum(orig, comp, input_set, time_limit, outputs, progress, t0)
+    method_used = method
+    return _run_method(method_used, orig, comp, input_set, time_limit, outputs, **options)
+
+
+def _star_enum(orig, comp, box, time_limit, outputs, progress, t0) -> Discrepancy:
+    from .bab import make_objectives
+    from .star import star_enum, star_extremes
+
+    res, _ = star_enum(orig, comp, box.lower, box.upper, box.A, box.c, time_limit, progress)
+    if not res.stars:
+        if res.finished:
+            raise InputSetError("input set is empty (its linear constraints are infeasible)")
+    objectives = make_objectives(outputs)
+    mins, maxs, argmins, argmaxs, nlp = star_extremes(res, outputs)
+    upper = np.empty(len(objectives))
+    wit = np.empty((len(objectives), box.dim))
+    for k, (s, j) in enumerate(objectives):
+        idx = outputs.index(j)
+        val = maxs[idx] if s > 0 else -mins[idx]
+        upper[k] = val + STAR_TOL * (1.0 + abs(val))
+        wit[k] = argmaxs[idx] if s > 0 else argmins[idx]
+    stats = dict(res.stats, lps=res.stats["lps"] + nlp, method="star-enum", time=time.perf_counter() - t0)
+    if not res.finished:
+        # unfinished enumeration: the stars found so far give witnesses only; fall back to a sound bound
+        from .bab import _Bounder
+
+        dlo, dhi, _ = _Bounder(orig, comp)(box.lower[None], box.upper[None])
+        for k, (s, j) in enumerate(objectives):
+            upper[k] = dhi[0, j] if s > 0 else -dlo[0, j]
+        if not res.stars:
+            wit[:] = box.center
+    disc = _from_objectives(
+        orig, comp, outputs, objectives, upper, upper, wit, res.finished, "star-enum",
+        STAR_TOL * (1.0 + float(np.max(np.abs(upper)))), stats,
+        "" if res.finished else "time limit: enumeration unfinished, upper bound from symbolic bounds",
+    )
+    disc.stars = res.stars
+    return disc
+
+
+def _run_method(method, orig, comp, box, time_limit, outputs, **options) -> Discrepancy:
+    if method == "milp":
+        from .milp import method_milp
+
+        d = method_milp(orig, comp, box, time_limit=time_limit, **options)
+    elif method == "interval":
+        from .bounds import method_interval
+
+        d = method_interval(orig, comp, box)
+    elif method == "differential":
+        from .bounds import method_differential
+
+        d = method_differential(orig, comp, box)
+    elif method == "symbolic":
+        d = method_symbolic(orig, comp, box)
+    elif method == "lp":
+        from .lp import method_lp
+
+        d = method_lp(orig, comp, box)
+    elif method in EXTERNAL_METHODS:
+        from .external import run_external
+
+        d = run_external(method, orig, comp, box, time_limit=time_limit, outputs=outputs, **options)
+    else:
+        raise InputSetError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    return _restrict(d, outputs, orig.n_outputs)
+
+
+def _restrict(d: Discrepancy, outputs: list[int], m: int) -> Discrepancy:
+    """Recompute upper on the selected outputs only (a method may have bounded all of them)."""
+    if len(outputs) == m:
+        return d
+    d.outputs = outputs
+    d.upper = float(max(max(-d.per_output[j, 0], d.per_output[j, 1]) for j in outputs))
+    d.upper = max(d.upper, d.lower)
+    if d.delta_max is not None:
+        d.delta_max = d.upper
+    return d
+
+
+def method_symbolic(orig: FNN, comp: FNN, box: Box) -> Discrepancy:
+    """Symbolic linear bounds on the merged network (one pass, no branching)."""
+    from .bab import _Bounder, make_objectives
+
+    t0 = time.perf_counter()
+    b = _Bounder(orig, comp, use_differential=False)
+    dlo, dhi, sym = b(box.lower[None], box.upper[None])
+    outputs = list(range(orig.n_outputs))
+    objectives = make_objectives(outputs)
+    upper = np.array([dhi[0, j] if s > 0 else -dlo[0, j] for s, j in objectives])
+    cands = np.vstack([
+        np.where(sym.Uw[0, j] > 0, box.upper, box.lower) if s > 0 else np.where(sym.Lw[0, j] > 0, box.lower, box.upper)
+        for s, j in objectives
+    ] + [box.center[None]])
+    return _from_objectives(
+        orig, comp, outputs, objectives, upper, upper, cands, False, "symbolic", 0.0,
+        {"time": time.perf_counter() - t0, "method": "symbolic"},
+    )
+
+
+def check(
+    orig: FNN,
+    comp: FNN,
+    input_set: Box,
+    epsilon: float,
+    method: str = "exact",
+    time_limit: float | None = None,
+    outputs: list[int] | None = None,
+    progress: Callable[[dict], None] | None = None,
+    **options: Any,
+) -> Decision:
+    """Is |Φ1(x) − Φ2(x)|_j < ε for every x in X and every selected output j?
+
+    ``equivalent`` (a sound proof), ``not_equivalent`` (with a counterexample x, re-evaluated on
+    the original networks, where some |Δ_j| >= ε), or ``unknown`` (time limit). Stops as soon
+    as the answer is known.
+    """
+    if not np.isfinite(epsilon) or epsilon <= 0:
+        raise InputSetError(f"epsilon must be a positive number, got {epsilon!r}")
+    outputs = _validate(orig, comp, input_set, outputs)
+    if method == "exact" and not input_set.has_constraints:
+        o2, c2, small, free = fold_fixed_inputs(orig, comp, input_set)
+        if free.size < input_set.dim:
+            dec = check(o2, c2, small, epsilon, method, time_limit, outputs, progress, **options)
+            if dec.counterexample is not None:
+                dec.counterexample = _embed(dec.counterexample, input_set, free)
+            return dec
+    t0 = time.perf_counter()
+    if method == "exact" and not input_set.has_constraints and input_set.dim <= HIGH_DIM:
+        r = maximize(
+            orig, comp, input_set.lower, input_set.upper, outputs=outputs, mode="decide", epsilon=epsilon,
+            time_limit=time_limit, progress=progress, **options,
+        )
+        lower, upper = float(np.max(r.lower)), float(np.max(r.upper))
+        k = int(np.argmax(r.lower))
+        x = r.witnesses[k]
+        stats = dict(r.stats, method="exact")
+    else:
+        d = evaluate(orig, comp, input_set, method=method, time_limit=time_limit, outputs=outputs, **options)
+        lower, upper, x, stats = d.lower, d.upper, d.witness, dict(d.stats)
+    stats["time"] = time.perf_counter() - t0
+    if x is not None:
+        val = float(np.max(np.abs(discrepancy(orig, comp, x)[outputs])))
+        lower = val
+    if x is not None and lower >= epsilon:
+        return Decision("not_equivalent", epsilon, x, lower, lower, upper, method, stats=stats)
+    if upper < epsilon:
+        return Decision("equivalent", epsilon, None, None, lower, upper, method, stats=stats)
+    return Decision("unknown", epsilon, None, None, lower, upper, method, "undecided within the limits", stats)

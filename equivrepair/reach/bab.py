@@ -1,0 +1,344 @@
+"""Branch and bound that maximises the discrepancy Φ1(x) − Φ2(x) over a box (the ``exact`` method).
+
+Objectives are signed outputs ``s * (Φ1 − Φ2)_j``. The frontier is a set of sub-boxes, each
+with a sound upper bound per objective (symbolic bounds on the merged network, intersected with
+the differential bounds when they are available). Each round splits the most promising boxes
+in batch, bounds the children in one vectorised call, evaluates candidate vertices on the two
+original networks, and closes every objective of a box that cannot beat the best witness by more
+than the tolerance. Closed bounds are kept, so the final upper bound is sound:
+
+    upper_k = max(bound of every closed box for k, bound of every open box for k).
+
+It stops when ``upper − lower <= max(atol, rtol · |lower|)`` (per objective in ``intervals``
+mode, on the maximum in ``max`` mode), at the time limit, or at the branch limit.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Literal
+
+import numpy as np
+
+from ..merge import merge, normalise
+from ..nets.ir import FNN
+from .symbolic import crown_bounds, intermediate_bounds, symbolic_bounds
+
+DEFAULT_ATOL = 1e-6
+DEFAULT_RTOL = 1e-4
+FP_SLACK = 1e-9  # relative inflation of every float64 bound (round-off in the bound arithmetic)
+
+
+@dataclass
+class BabResult:
+    """Per-objective lower (witnessed) and upper (sound) bounds, with the witnesses."""
+
+    objectives: list[tuple[int, int]]  # (sign, output)
+    lower: np.ndarray  # (K,) value at the witness
+    upper: np.ndarray  # (K,) sound upper bound
+    witnesses: np.ndarray  # (K, n)
+    finished: bool
+    reason: str
+    stats: dict = field(default_factory=dict)
+    leaves: list = field(default_factory=list)  # closed boxes (lo, hi, per-objective bound) when recorded
+
+
+def make_objectives(outputs: list[int]) -> list[tuple[int, int]]:
+    return [(s, j) for j in outputs for s in (1, -1)]
+
+
+class _Bounder:
+    """Bounds Φ1 − Φ2 on a batch of boxes: symbolic on the merged net ∩ differential bounds."""
+
+    def __init__(self, orig: FNN, comp: FNN, use_differential: bool = True, bound: str = "crown"):
+        self.merged = merge(orig, comp)
+        self.bound = bound
+        self.orig_n, self.comp_n = normalise(orig), normalise(comp)
+        self.same_depth = self.orig_n.depth == self.comp_n.depth
+        self.orig, self.comp = orig, comp
+        self.diff_fn: Callable | None = None
+        if use_differential:
+            try:
+                from .bounds import differential_bounds
+
+                self.diff_fn = differential_bounds
+            except ImportError:  # pragma: no cover - bounds module always ships
+                self.diff_fn = None
+
+    def __call__(self, lo: np.ndarray, hi: np.ndarray):
+        if self.bound == "forward":
+            sym, _ = symbolic_bounds(self.merged, lo, hi)
+        elif self.bound == "crown-full" and self.same_depth:
+            # intermediate bounds of the two networks are independent: compute them separately
+            # (a quarter of the work of the block-diagonal merged network), then stack them
+            p1 = intermediate_bounds(self.orig_n, lo, hi)
+            p2 = intermediate_bounds(self.comp_n, lo, hi)
+            pre = [(np.hstack([a[0], b[0]]), np.hstack([a[1], b[1]])) for a, b in zip(p1[:-1], p2[:-1])]
+            pre.append((np.full((len(lo), self.merged.n_outputs), -np.inf), np.full((len(lo), self.merged.n_outputs), np.inf)))
+            sym, _ = crown_bounds(self.merged, lo, hi, pre)
+        else:
+            sym, _ = crown_bounds(self.merged, lo, hi, "backsub" if self.bound == "crown-full" else "forward")
+        dlo, dhi = sym.lower, sym.upper
+        if self.diff_fn is not None:
+            try:
+                flo, fhi = self.diff_fn(self.orig, self.comp, lo, hi)
+                dlo = np.maximum(dlo, np.asarray(flo).reshape(dlo.shape))
+                dhi = np.minimum(dhi, np.asarray(fhi).reshape(dhi.shape))
+            except NotImplementedError:
+                pass
+        slack = FP_SLACK * (1.0 + np.maximum(np.abs(dlo), np.abs(dhi)))
+        return dlo - slack, dhi + slack, sym
+
+
+def discrepancy(orig: FNN, comp: FNN, x: np.ndarray) -> np.ndarray:
+    """Φ1(x) − Φ2(x) evaluated on the two original networks in float64 (the witness rule)."""
+    return orig.forward(x) - comp.forward(x)
+
+
+def _objective_values(d: np.ndarray, objectives: list[tuple[int, int]]) -> np.ndarray:
+    signs = np.array([s for s, _ in objectives], dtype=np.float64)
+    outs = np.array([j for _, j in objectives])
+    return d[..., outs] * signs
+
+
+def _merged_grad(net: FNN, x: np.ndarray, out: np.ndarray, sign: np.ndarray) -> np.ndarray:
+    """Gradient of sign * net(x)[out] for a batch of points (one output per point)."""
+    acts = [x]
+    h = x
+    for layer in net.layers:
+        h = layer(h)
+        acts.append(h)
+    g = sign[:, None] * net.layers[-1].W[out]
+    for li in range(len(net.layers) - 2, -1, -1):
+        layer = net.layers[li]
+        mask = (acts[li + 1] > 0).astype(np.float64) if layer.activation == "relu" else 1.0
+        g = (g * mask) @ layer.W
+    return g
+
+
+def local_search(
+    net: FNN, x0: np.ndarray, out: np.ndarray, sign: np.ndarray, lo: np.ndarray, hi: np.ndarray, steps: int = 30
+) -> np.ndarray:
+    """Projected sign-gradient ascent on sign * net(x)[out] inside [lo, hi]; returns the best points."""
+    x = np.clip(x0, lo, hi)
+    best = x.copy()
+    idx = np.arange(len(x))
+    best_val = sign * net.forward(x)[idx, out]
+    step = 0.25 * (hi - lo)
+    for _ in range(steps):
+        g = _merged_grad(net, x, out, sign)
+        x = np.clip(x + step * np.sign(g), lo, hi)
+        val = sign * net.forward(x)[idx, out]
+        better = val > best_val
+        best[better] = x[better]
+        best_val = np.where(better, val, best_val)
+        x = np.where(better[:, None], x, best)
+        step = step * 0.7
+    return best
+
+
+def _split(lo: np.ndarray, hi: np.ndarray, dim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bisect each box i along dim[i]; children are [first halves, second halves]."""
+    take = len(lo)
+    rows = np.arange(take)
+    mid = 0.5 * (lo[rows, dim] + hi[rows, dim])
+    c_lo, c_hi = np.concatenate([lo, lo]), np.concatenate([hi, hi])
+    c_hi[rows, dim] = mid
+    c_lo[take + rows, dim] = mid
+    return c_lo, c_hi
+
+
+def _smear_dims(lo, hi, coef, ub, thresh) -> np.ndarray:
+    """Split dimension by smear: |coefficient| x width of the most promising objective's bound."""
+    rows = np.arange(len(lo))
+    k_star = np.argmax(ub - thresh[None, :], axis=1)
+    c = np.abs(coef[rows, k_star])
+    # |coefficient| x width, floored so that a dimension the bound ignores is still split when wide
+    score = (c + 0.1 * c.max(axis=1, keepdims=True) + 1e-12) * (hi - lo)
+    return np.argmax(score, axis=1)
+
+
+def _strong_split(bound, lo, hi, thresh):
+    """Try every dimension, keep the split whose worse child has the smallest excess over the threshold."""
+    take, n = lo.shape
+    all_lo, all_hi = [], []
+    for d in range(n):
+        c_lo, c_hi = _split(lo, hi, np.full(take, d))
+        all_lo.append(c_lo)
+        all_hi.append(c_hi)
+    ub, cand, coef = bound(np.concatenate(all_lo), np.concatenate(all_hi))
+    excess = np.max(ub - thresh[None, :], axis=1).reshape(n, 2, take)
+    score = np.maximum(excess[:, 0], excess[:, 1]) + 1e-3 * np.minimum(excess[:, 0], excess[:, 1])
+    best = np.argmin(score, axis=0)  # (take,)
+    rows = np.arange(take)
+    idx = np.concatenate([best * 2 * take + rows, best * 2 * take + take + rows])
+    return np.concatenate(all_lo)[idx], np.concatenate(all_hi)[idx], ub[idx], cand[idx], coef[idx]
+
+
+def maximize(
+    orig: FNN,
+    comp: FNN,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    *,
+    outputs: list[int] | None = None,
+    mode: Literal["max", "intervals", "decide"] = "intervals",
+    epsilon: float | None = None,
+    atol: float = DEFAULT_ATOL,
+    rtol: float = DEFAULT_RTOL,
+    time_limit: float | None = None,
+    max_branches: int | None = None,
+    batch: int = 128,
+    stop_above: float | None = None,
+    stop_below: float | None = None,
+    record_leaves: bool = False,
+    use_differential: bool = False,
+    strong_branching_dims: int = 0,
+    bound: str = "crown-full",
+    progress: Callable[[dict], None] | None = None,
+) -> BabResult:
+    """Maximise every signed output of Φ1 − Φ2 over the box [lo, hi] by input-splitting branch and bound.
+
+    ``mode``: ``intervals`` resolves every signed output to the tolerance, ``max`` only the largest
+    (δ_max), ``decide`` only whether all of them stay below ``epsilon``.
+    ``stop_above``: stop as soon as some witness exceeds it (a counterexample to ε-equivalence);
+    ``stop_below``: stop as soon as the sound upper bound is below it (equivalence proved).
+    """
+    t0 = time.perf_counter()
+    if mode == "decide":
+        if epsilon is None:
+            raise ValueError("mode='decide' needs epsilon")
+        stop_above = epsilon if stop_above is None else stop_above
+    lo = np.asarray(lo, dtype=np.float64).ravel()
+    hi = np.asarray(hi, dtype=np.float64).ravel()
+    n = lo.size
+    outputs = list(range(orig.n_outputs)) if outputs is None else list(outputs)
+    objectives = make_objectives(outputs)
+    K = len(objectives)
+    signs = np.array([s for s, _ in objectives], dtype=np.float64)
+    outs = np.array([j for _, j in objectives])
+    bounder = _Bounder(orig, comp, use_differential, bound)
+    merged = bounder.merged
+
+    best_val = np.full(K, -np.inf)
+    best_x = np.tile(lo, (K, 1))
+    closed_ub = np.full(K, -np.inf)
+    leaves: list = []
+    stats = {"branches": 0, "bound_calls": 0, "boxes_bounded": 0, "max_frontier": 0}
+
+    def tol_of(v: np.ndarray) -> np.ndarray:
+        return np.maximum(atol, rtol * np.abs(v))
+
+    def bound(blo: np.ndarray, bhi: np.ndarray):
+        dlo, dhi, sym = bounder(blo, bhi)
+        stats["bound_calls"] += 1
+        stats["boxes_bounded"] += len(blo)
+        ub = np.where(signs > 0, dhi[:, outs], -dlo[:, outs])  # (B, K)
+        # candidate vertices: maximise the upper linear function (s=+1) or minimise the lower one
+        coef = np.where(signs[None, :, None] > 0, sym.Uw[:, outs, :], -sym.Lw[:, outs, :])  # (B, K, n)
+        cand = np.where(coef > 0, bhi[:, None, :], blo[:, None, :])
+        return ub, cand, coef
+
+    def update_witness(points: np.ndarray, obj_idx: np.ndarray) -> None:
+        if len(points) == 0:
+            return
+        d = discrepancy(orig, comp, points)
+        vals = _objective_values(d, objectives)  # (P, K): every point counts for every objective
+        arg = np.argmax(vals, axis=0)
+        top = vals[arg, np.arange(K)]
+        better = top > best_val
+        best_val[better] = top[better]
+        best_x[better] = points[arg[better]]
+
+    # root
+    ub, cand, coef = bound(lo[None], hi[None])
+    pts = cand.reshape(-1, n)
+    update_witness(np.vstack([pts, 0.5 * (lo + hi)[None]]), None)
+    seeds = local_search(merged, np.repeat(pts, 1, axis=0), outs, signs, lo, hi)
+    update_witness(seeds, None)
+
+    F_lo, F_hi, F_ub, F_coef = lo[None].copy(), hi[None].copy(), ub, coef
+    reason = "converged"
+    finished = True
+    it = 0
+    while True:
+        # close objectives that cannot beat the witness by more than the tolerance
+        thresh = best_val + tol_of(best_val)
+        if mode == "max":
+            g = np.max(best_val)
+            thresh = np.full(K, g + max(atol, rtol * abs(g)))
+        if mode == "decide":  # only boxes that provably stay below epsilon close
+            thresh = np.full(K, float(epsilon))
+            dead = F_ub < thresh[None, :]
+        else:
+            dead = F_ub <= thresh[None, :]
+        if dead.any():
+            closed_ub = np.maximum(closed_ub, np.max(np.where(dead, F_ub, -np.inf), axis=0))
+            F_ub = np.where(dead, -np.inf, F_ub)
+        alive = ~np.all(np.isneginf(F_ub), axis=1)
+        if record_leaves and (~alive).any():
+            leaves.extend(zip(F_lo[~alive], F_hi[~alive], np.where(np.isneginf(F_ub[~alive]), np.nan, F_ub[~alive])))
+        F_lo, F_hi, F_ub, F_coef = F_lo[alive], F_hi[alive], F_ub[alive], F_coef[alive]
+        stats["max_frontier"] = max(stats["max_frontier"], len(F_lo))
+
+        upper = np.maximum(closed_ub, F_ub.max(axis=0) if len(F_ub) else -np.inf)
+        g_low, g_up = float(np.max(best_val)), float(np.max(upper))
+        elapsed = time.perf_counter() - t0
+        if progress is not None and it % 10 == 0:
+            progress({"time": elapsed, "open": len(F_lo), "lower": g_low, "upper": g_up, "branches": stats["branches"]})
+        if len(F_lo) == 0:
+            break
+        if stop_above is not None and g_low >= stop_above:
+            reason, finished = "witness above threshold", False
+            break
+        if stop_below is not None and g_up < stop_below:
+            reason, finished = "upper bound below threshold", False
+            break
+        if time_limit is not None and elapsed > time_limit:
+            reason, finished = "time limit", False
+            break
+        if max_branches is not None and stats["branches"] >= max_branches:
+            reason, finished = "branch limit", False
+            break
+        it += 1
+
+        # pick the boxes with the largest excess over their thresholds
+        excess = np.max(F_ub - thresh[None, :], axis=1)
+        take = min(batch, len(F_lo))
+        sel = np.argpartition(-excess, take - 1)[:take] if take < len(F_lo) else np.arange(len(F_lo))
+        keep = np.ones(len(F_lo), dtype=bool)
+        keep[sel] = False
+        s_lo, s_hi, s_ub, s_coef = F_lo[sel], F_hi[sel], F_ub[sel], F_coef[sel]
+        if n <= strong_branching_dims:
+            c_lo, c_hi, c_ub, c_cand, c_coef = _strong_split(bound, s_lo, s_hi, thresh)
+        else:
+            dim = _smear_dims(s_lo, s_hi, s_coef, s_ub, thresh)
+            c_lo, c_hi = _split(s_lo, s_hi, dim)
+            c_ub, c_cand, c_coef = bound(c_lo, c_hi)
+        stats["branches"] += take
+
+        # children inherit closed objectives from their parent; bounds can only improve
+        parent_ub = np.concatenate([s_ub, s_ub])
+        c_ub = np.minimum(c_ub, parent_ub)
+        # evaluate the candidate vertex of each child's most promising objective (plus centres)
+        kk = np.argmax(c_ub - thresh[None, :], axis=1)
+        pts = c_cand[np.arange(2 * take), kk]
+        update_witness(np.vstack([pts, 0.5 * (c_lo + c_hi)]), None)
+        if it % 5 == 1:
+            ls = local_search(merged, pts, outs[kk], signs[kk], lo, hi, steps=15)
+            update_witness(ls, None)
+
+        F_lo = np.concatenate([F_lo[keep], c_lo])
+        F_hi = np.concatenate([F_hi[keep], c_hi])
+        F_ub = np.concatenate([F_ub[keep], c_ub])
+        F_coef = np.concatenate([F_coef[keep], c_coef])
+
+    upper = np.maximum(closed_ub, F_ub.max(axis=0) if len(F_ub) else -np.inf)
+    if record_leaves and len(F_lo):
+        leaves.extend(zip(F_lo, F_hi, np.where(np.isneginf(F_ub), np.nan, F_ub)))
+    # an objective whose bound was never above -inf everywhere: the witness value is the truth
+    upper = np.maximum(upper, best_val)
+    stats["time"] = time.perf_counter() - t0
+    stats["open"] = int(len(F_lo))
+    return BabResult(objectives, best_val, upper, best_x, finished and len(F_lo) == 0, reason, stats, leaves)

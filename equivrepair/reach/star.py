@@ -1,0 +1,186 @@
+"""Exact star-set enumeration of the merged network (the ``star-enum`` method, as in the seed paper).
+
+A star is an affine image ``y = V x + v`` of an input polytope
+``{x : lo <= x <= hi, A x <= c, G x <= g}``. A ReLU whose sign is not fixed on the star splits
+it in two (adding ``z_i >= 0`` or ``z_i <= 0`` to the polytope), so the leaves partition X into
+linear regions and the union of their output stars is exactly the reachable set of Φ1 − Φ2.
+Each output's extremes come from one LP per star and objective; the stars are kept so users
+can plot projections of the reachable discrepancy set.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from scipy.optimize import linprog
+
+from ..merge import merge
+from ..nets.ir import FNN
+
+LP_TOL = 1e-9  # HiGHS primal/dual feasibility tolerance used here
+
+
+@dataclass
+class Star:
+    """The output set ``{V x + v : x in polytope}``; the polytope is the box plus ``G x <= g``."""
+
+    V: np.ndarray
+    v: np.ndarray
+    G: np.ndarray
+    g: np.ndarray
+
+    def affine(self, W: np.ndarray, b: np.ndarray) -> "Star":
+        return Star(W @ self.V, W @ self.v + b, self.G, self.g)
+
+
+@dataclass
+class StarEnumResult:
+    stars: list[Star]
+    lo: np.ndarray
+    hi: np.ndarray
+    finished: bool
+    stats: dict = field(default_factory=dict)
+
+
+class _LP:
+    """Small LPs over a star's polytope (box bounds plus halfspaces) with HiGHS via SciPy."""
+
+    def __init__(self, lo: np.ndarray, hi: np.ndarray):
+        self.bounds = list(zip(lo, hi))
+        self.count = 0
+
+    def solve(self, obj: np.ndarray, G: np.ndarray, g: np.ndarray, maximize: bool):
+        """Optimum of obj·x over the polytope: (value, x) or (None, None) when infeasible."""
+        self.count += 1
+        res = linprog(
+            -obj if maximize else obj,
+            A_ub=G if len(g) else None,
+            b_ub=g if len(g) else None,
+            bounds=self.bounds,
+            method="highs",
+            options={"primal_feasibility_tolerance": LP_TOL, "dual_feasibility_tolerance": LP_TOL},
+        )
+        if res.status == 2:
+            return None, None
+        if res.status != 0:
+            raise RuntimeError(f"LP failed in star enumeration: {res.message}")
+        val = -res.fun if maximize else res.fun
+        return float(val), res.x
+
+
+def _interval(V: np.ndarray, v: np.ndarray, center: np.ndarray, radius: np.ndarray):
+    mid = V @ center + v
+    spread = np.abs(V) @ radius
+    return mid - spread, mid + spread
+
+
+def enumerate_stars(
+    net: FNN,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    A: np.ndarray | None = None,
+    c: np.ndarray | None = None,
+    time_limit: float | None = None,
+    progress: Callable[[dict], None] | None = None,
+) -> StarEnumResult:
+    """All output stars of ``net`` on the box (cut by ``A x <= c``); depth-first, exact."""
+    t0 = time.perf_counter()
+    lo = np.asarray(lo, dtype=np.float64)
+    hi = np.asarray(hi, dtype=np.float64)
+    n = lo.size
+    center, radius = 0.5 * (lo + hi), 0.5 * (hi - lo)
+    lp = _LP(lo, hi)
+    G0 = np.zeros((0, n)) if A is None else np.asarray(A, dtype=np.float64)
+    g0 = np.zeros(0) if c is None else np.asarray(c, dtype=np.float64)
+    root = Star(np.eye(n), np.zeros(n), G0, g0)
+    if len(g0) and lp.solve(np.zeros(n), G0, g0, True)[0] is None:
+        return StarEnumResult([], lo, hi, True, {"lps": lp.count, "time": 0.0, "stars": 0})
+    # a stack of (star after the affine map of layer li, layer index, next neuron to decide)
+    stack = [(root.affine(net.layers[0].W, net.layers[0].b), 0, 0)]
+    done: list[Star] = []
+    splits = 0
+    finished = True
+    while stack:
+        if time_limit is not None and time.perf_counter() - t0 > time_limit:
+            finished = False
+            break
+        star, li, ni = stack.pop()
+        layer = net.layers[li]
+        if layer.activation == "relu":
+            V, v = star.V.copy(), star.v.copy()
+            G, g = star.G, star.g
+            zl, zu = _interval(V, v, center, radius)
+            branched = False
+            for i in range(ni, layer.n_out):
+                if zl[i] >= 0:
+                    continue
+                if zu[i] <= 0:
+                    V[i], v[i] = 0.0, 0.0
+                    continue
+                lo_i, _ = lp.solve(V[i], G, g, maximize=False)
+                if lo_i is None:  # empty star
+                    branched = True
+                    break
+                if lo_i + v[i] >= 0:
+                    continue
+                hi_i, _ = lp.solve(V[i], G, g, maximize=True)
+                if hi_i + v[i] <= 0:
+                    V[i], v[i] = 0.0, 0.0
+                    continue
+                # split: active part (z_i >= 0) and inactive part (z_i <= 0)
+                splits += 1
+                G_act = np.vstack([G, -V[i][None]])
+                g_act = np.append(g, v[i])
+                G_in = np.vstack([G, V[i][None]])
+                g_in = np.append(g, -v[i])
+                V_in, v_in = V.copy(), v.copy()
+                V_in[i], v_in[i] = 0.0, 0.0
+                stack.append((Star(V_in, v_in, G_in, g_in), li, i + 1))
+                stack.append((Star(V, v, G_act, g_act), li, i + 1))
+                branched = True
+                break
+            if branched:
+                continue
+            star = Star(V, v, G, g)
+        if li + 1 < net.depth:
+            nxt = net.layers[li + 1]
+            stack.append((star.affine(nxt.W, nxt.b), li + 1, 0))
+        else:
+            done.append(star)
+            if progress is not None and len(done) % 50 == 0:
+                progress({"time": time.perf_counter() - t0, "stars": len(done), "open": len(stack), "lps": lp.count})
+    stats = {"lps": lp.count, "splits": splits, "stars": len(done), "time": time.perf_counter() - t0}
+    return StarEnumResult(done, lo, hi, finished, stats)
+
+
+def star_extremes(
+    result: StarEnumResult, outputs: list[int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Per-output min and max over all stars, with the argmin/argmax inputs; returns LP count."""
+    m = len(outputs)
+    lp = _LP(result.lo, result.hi)
+    mins, maxs = np.full(m, np.inf), np.full(m, -np.inf)
+    n = result.lo.size
+    argmins, argmaxs = np.zeros((m, n)), np.zeros((m, n))
+    center, radius = 0.5 * (result.lo + result.hi), 0.5 * (result.hi - result.lo)
+    for star in result.stars:
+        zl, zu = _interval(star.V, star.v, center, radius)
+        for k, j in enumerate(outputs):
+            if zu[j] > maxs[k]:
+                val, x = lp.solve(star.V[j], star.G, star.g, maximize=True)
+                if val is not None and val + star.v[j] > maxs[k]:
+                    maxs[k], argmaxs[k] = val + star.v[j], x
+            if zl[j] < mins[k]:
+                val, x = lp.solve(star.V[j], star.G, star.g, maximize=False)
+                if val is not None and val + star.v[j] < mins[k]:
+                    mins[k], argmins[k] = val + star.v[j], x
+    return mins, maxs, argmins, argmaxs, lp.count
+
+
+def star_enum(orig: FNN, comp: FNN, lo, hi, A=None, c=None, time_limit=None, progress=None):
+    """Enumerate the merged network's stars on the set; returns (StarEnumResult, merged net)."""
+    merged = merge(orig, comp)
+    return enumerate_stars(merged, lo, hi, A, c, time_limit, progress), merged
