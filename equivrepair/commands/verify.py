@@ -35,6 +35,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--atol", type=float, default=None, help="absolute tolerance of exact methods")
     p.add_argument("--rtol", type=float, default=None, help="relative tolerance of exact methods")
     p.add_argument("--workers", type=int, default=1, help="worker processes for the exact method")
+    p.add_argument(
+        "--delta-only",
+        action="store_true",
+        help="exact: resolve δ_max only (per-output intervals stay sound but may be loose); faster",
+    )
     p.add_argument("--json", metavar="OUT", help="write the result as JSON ('-' for stdout)")
     p.add_argument("--certificate", metavar="OUT", help="write an equivalence certificate (JSON)")
     p.add_argument("--quiet", action="store_true", help="no progress display")

@@ -7,9 +7,10 @@ FNN too, so everything that reads an FNN reads it.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -49,6 +50,9 @@ class Layer:
         object.__setattr__(self, "W", W)
         object.__setattr__(self, "b", b)
 
+    def __reduce__(self):  # re-validate (and re-freeze) on unpickling
+        return (Layer, (self.W, self.b, self.activation))
+
     @property
     def n_in(self) -> int:
         return self.W.shape[1]
@@ -87,8 +91,7 @@ class FNN:
         for i, (a, c) in enumerate(zip(layers, layers[1:])):
             if a.n_out != c.n_in:
                 raise NetworkError(
-                    f"network {self.name!r}: layer {i} has {a.n_out} outputs but layer {i + 1} "
-                    f"expects {c.n_in} inputs"
+                    f"network {self.name!r}: layer {i} has {a.n_out} outputs but layer {i + 1} expects {c.n_in} inputs"
                 )
         object.__setattr__(self, "layers", layers)
         if self.input_domain is not None:
@@ -96,13 +99,15 @@ class FNN:
             hi = _frozen_array(np.ravel(self.input_domain[1]), "input domain upper", 1)
             if lo.shape != (self.n_inputs,) or hi.shape != (self.n_inputs,):
                 raise NetworkError(
-                    f"network {self.name!r}: input domain has {lo.shape[0]} entries, "
-                    f"network has {self.n_inputs} inputs"
+                    f"network {self.name!r}: input domain has {lo.shape[0]} entries, network has {self.n_inputs} inputs"
                 )
             if np.any(lo > hi):
                 raise NetworkError(f"network {self.name!r}: input domain lower > upper")
             object.__setattr__(self, "input_domain", (lo, hi))
         object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
+
+    def __reduce__(self):  # the metadata proxy does not pickle; rebuild through the constructor
+        return (FNN, (self.layers, self.input_domain, dict(self.metadata), self.name))
 
     # -- shape -------------------------------------------------------------------------------
     @property
@@ -141,9 +146,7 @@ class FNN:
         single = arr.ndim == 1
         batch = arr.reshape(1, -1) if single else arr.reshape(arr.shape[0], -1)
         if batch.shape[1] != self.n_inputs:
-            raise NetworkError(
-                f"network {self.name!r}: input has {batch.shape[1]} values, expected {self.n_inputs}"
-            )
+            raise NetworkError(f"network {self.name!r}: input has {batch.shape[1]} values, expected {self.n_inputs}")
         for layer in self.layers:
             batch = layer(batch)
         return batch[0] if single else batch
@@ -203,7 +206,7 @@ class FNN:
         }
 
     # -- construction helpers ----------------------------------------------------------------
-    def replace(self, **changes: Any) -> "FNN":
+    def replace(self, **changes: Any) -> FNN:
         """A copy with some fields changed (the FNN itself is immutable)."""
         fields = {
             "layers": self.layers,
@@ -214,7 +217,7 @@ class FNN:
         fields.update(changes)
         return FNN(**fields)
 
-    def with_layers(self, layers: Iterable[Layer]) -> "FNN":
+    def with_layers(self, layers: Iterable[Layer]) -> FNN:
         return self.replace(layers=tuple(layers))
 
     @classmethod
@@ -224,7 +227,7 @@ class FNN:
         biases: Sequence[Any],
         activations: Sequence[str] | None = None,
         **kwargs: Any,
-    ) -> "FNN":
+    ) -> FNN:
         """Build from lists of weight matrices (out, in) and biases; ReLU on all but the last layer."""
         if len(weights) != len(biases):
             raise NetworkError(f"{len(weights)} weight matrices but {len(biases)} bias vectors")
@@ -246,9 +249,7 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def random_fnn(
-    widths: Sequence[int], seed: int | np.random.Generator = 0, scale: float = 1.0, name: str = ""
-) -> FNN:
+def random_fnn(widths: Sequence[int], seed: int | np.random.Generator = 0, scale: float = 1.0, name: str = "") -> FNN:
     """A random ReLU network with He-style scaling (tests, benchmarks, demos)."""
     rng = np.random.default_rng(seed)
     weights, biases = [], []

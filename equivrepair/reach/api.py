@@ -11,7 +11,8 @@ Methods (``method=``):
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -135,14 +136,22 @@ def evaluate(
     outputs: list[int] | None = None,
     workers: int = 1,
     progress: Callable[[dict], None] | None = None,
+    delta_only: bool = False,
     **options: Any,
 ) -> Discrepancy:
-    """Bounds on Φ1(x) − Φ2(x) over ``input_set``; see :class:`Discrepancy` for the guarantees."""
+    """Bounds on Φ1(x) − Φ2(x) over ``input_set``; see :class:`Discrepancy` for the guarantees.
+
+    ``exact`` resolves δ_max to ``max(atol, rtol·δ)`` and each per-output interval end to
+    ``interval_rtol`` (default 1e-2, relative); ``delta_only=True`` resolves δ_max only (the
+    per-output intervals are then sound but may be loose).
+    """
     outputs = _validate(orig, comp, input_set, outputs)
     if method in ("exact", "star-enum") and not input_set.has_constraints:
         o2, c2, small, free = fold_fixed_inputs(orig, comp, input_set)
         if free.size < input_set.dim:
-            res = evaluate(o2, c2, small, method, time_limit, atol, rtol, outputs, workers, progress, **options)
+            res = evaluate(
+                o2, c2, small, method, time_limit, atol, rtol, outputs, workers, progress, delta_only, **options
+            )
             res.witness = _embed(res.witness, input_set, free)
             res.stats["folded_fixed_inputs"] = int(input_set.dim - free.size)
             if res.witness is not None:  # the witness rule: re-evaluate on the original networks
@@ -164,17 +173,36 @@ def evaluate(
             res = _run_method("milp", orig, comp, input_set, time_limit, outputs, **options)
             res.message = (res.message + " " if res.message else "") + "exact on a constrained set runs the MILP"
             return res
+        if delta_only:
+            options["mode"] = "max"
         if workers > 1:
             from .parallel import maximize_parallel
 
             r = maximize_parallel(
-                orig, comp, input_set.lower, input_set.upper, workers=workers, outputs=outputs,
-                atol=atol, rtol=rtol, time_limit=time_limit, progress=progress, **options,
+                orig,
+                comp,
+                input_set.lower,
+                input_set.upper,
+                workers=workers,
+                outputs=outputs,
+                atol=atol,
+                rtol=rtol,
+                time_limit=time_limit,
+                progress=progress,
+                **options,
             )
         else:
             r = maximize(
-                orig, comp, input_set.lower, input_set.upper, outputs=outputs, atol=atol, rtol=rtol,
-                time_limit=time_limit, progress=progress, **options,
+                orig,
+                comp,
+                input_set.lower,
+                input_set.upper,
+                outputs=outputs,
+                atol=atol,
+                rtol=rtol,
+                time_limit=time_limit,
+                progress=progress,
+                **options,
             )
         stats = dict(r.stats, method="exact", atol=atol, rtol=rtol, workers=workers)
         msg = "" if r.finished else f"stopped early ({r.reason}): bounds so far"
@@ -217,8 +245,17 @@ def _star_enum(orig, comp, box, time_limit, outputs, progress, t0) -> Discrepanc
         if not res.stars:
             wit[:] = box.center
     disc = _from_objectives(
-        orig, comp, outputs, objectives, upper, upper, wit, res.finished, "star-enum",
-        STAR_TOL * (1.0 + float(np.max(np.abs(upper)))), stats,
+        orig,
+        comp,
+        outputs,
+        objectives,
+        upper,
+        upper,
+        wit,
+        res.finished,
+        "star-enum",
+        STAR_TOL * (1.0 + float(np.max(np.abs(upper)))),
+        stats,
         "" if res.finished else "time limit: enumeration unfinished, upper bound from symbolic bounds",
     )
     disc.stars = res.stars
@@ -275,12 +312,26 @@ def method_symbolic(orig: FNN, comp: FNN, box: Box) -> Discrepancy:
     outputs = list(range(orig.n_outputs))
     objectives = make_objectives(outputs)
     upper = np.array([dhi[0, j] if s > 0 else -dlo[0, j] for s, j in objectives])
-    cands = np.vstack([
-        np.where(sym.Uw[0, j] > 0, box.upper, box.lower) if s > 0 else np.where(sym.Lw[0, j] > 0, box.lower, box.upper)
-        for s, j in objectives
-    ] + [box.center[None]])
+    cands = np.vstack(
+        [
+            np.where(sym.Uw[0, j] > 0, box.upper, box.lower)
+            if s > 0
+            else np.where(sym.Lw[0, j] > 0, box.lower, box.upper)
+            for s, j in objectives
+        ]
+        + [box.center[None]]
+    )
     return _from_objectives(
-        orig, comp, outputs, objectives, upper, upper, cands, False, "symbolic", 0.0,
+        orig,
+        comp,
+        outputs,
+        objectives,
+        upper,
+        upper,
+        cands,
+        False,
+        "symbolic",
+        0.0,
         {"time": time.perf_counter() - t0, "method": "symbolic"},
     )
 
@@ -315,8 +366,16 @@ def check(
     t0 = time.perf_counter()
     if method == "exact" and not input_set.has_constraints and input_set.dim <= HIGH_DIM:
         r = maximize(
-            orig, comp, input_set.lower, input_set.upper, outputs=outputs, mode="decide", epsilon=epsilon,
-            time_limit=time_limit, progress=progress, **options,
+            orig,
+            comp,
+            input_set.lower,
+            input_set.upper,
+            outputs=outputs,
+            mode="decide",
+            epsilon=epsilon,
+            time_limit=time_limit,
+            progress=progress,
+            **options,
         )
         lower, upper = float(np.max(r.lower)), float(np.max(r.upper))
         k = int(np.argmax(r.lower))

@@ -16,8 +16,9 @@ mode, on the maximum in ``max`` mode), at the time limit, or at the branch limit
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from .symbolic import crown_bounds, intermediate_bounds, symbolic_bounds
 
 DEFAULT_ATOL = 1e-6
 DEFAULT_RTOL = 1e-4
+DEFAULT_INTERVAL_RTOL = 1e-2  # per-output intervals in "intervals" mode (δ_max keeps DEFAULT_RTOL)
 FP_SLACK = 1e-9  # relative inflation of every float64 bound (round-off in the bound arithmetic)
 
 
@@ -42,6 +44,8 @@ class BabResult:
     reason: str
     stats: dict = field(default_factory=dict)
     leaves: list = field(default_factory=list)  # closed boxes (lo, hi, per-objective bound) when recorded
+    closed_upper: np.ndarray | None = None  # per objective, over the boxes closed so far
+    frontier: tuple[np.ndarray, np.ndarray] | None = None  # the open boxes when stopped early
 
 
 def make_objectives(outputs: list[int]) -> list[tuple[int, int]]:
@@ -68,17 +72,20 @@ class _Bounder:
 
     def __call__(self, lo: np.ndarray, hi: np.ndarray):
         if self.bound == "forward":
-            sym, _ = symbolic_bounds(self.merged, lo, hi)
+            sym, pre = symbolic_bounds(self.merged, lo, hi)
         elif self.bound == "crown-full" and self.same_depth:
             # intermediate bounds of the two networks are independent: compute them separately
             # (a quarter of the work of the block-diagonal merged network), then stack them
             p1 = intermediate_bounds(self.orig_n, lo, hi)
             p2 = intermediate_bounds(self.comp_n, lo, hi)
             pre = [(np.hstack([a[0], b[0]]), np.hstack([a[1], b[1]])) for a, b in zip(p1[:-1], p2[:-1])]
-            pre.append((np.full((len(lo), self.merged.n_outputs), -np.inf), np.full((len(lo), self.merged.n_outputs), np.inf)))
-            sym, _ = crown_bounds(self.merged, lo, hi, pre)
+            pre.append(
+                (np.full((len(lo), self.merged.n_outputs), -np.inf), np.full((len(lo), self.merged.n_outputs), np.inf))
+            )
+            sym, pre = crown_bounds(self.merged, lo, hi, pre)
         else:
-            sym, _ = crown_bounds(self.merged, lo, hi, "backsub" if self.bound == "crown-full" else "forward")
+            sym, pre = crown_bounds(self.merged, lo, hi, "backsub" if self.bound == "crown-full" else "forward")
+        self.unstable = sum(((zl < 0) & (zu > 0)).sum(axis=1) for zl, zu in pre[:-1])
         dlo, dhi = sym.lower, sym.upper
         if self.diff_fn is not None:
             try:
@@ -138,6 +145,26 @@ def local_search(
     return best
 
 
+def exact_leaf(merged: FNN, lo: np.ndarray, hi: np.ndarray, objectives: list[tuple[int, int]]):
+    """Exact extremes of every objective on one box by star enumeration (few unstable ReLUs).
+
+    Returns (value per objective, argmax point per objective); values carry the LP tolerance.
+    """
+    from .star import LP_TOL, enumerate_stars, star_extremes
+
+    outputs = sorted({j for _, j in objectives})
+    res = enumerate_stars(merged, lo, hi)
+    mins, maxs, argmins, argmaxs, nlp = star_extremes(res, outputs)
+    vals = np.empty(len(objectives))
+    pts = np.empty((len(objectives), lo.size))
+    for k, (s, j) in enumerate(objectives):
+        i = outputs.index(j)
+        v = maxs[i] if s > 0 else -mins[i]
+        vals[k] = v + 10 * LP_TOL * (1.0 + abs(v))
+        pts[k] = argmaxs[i] if s > 0 else argmins[i]
+    return vals, pts, res.stats["lps"] + nlp
+
+
 def _split(lo: np.ndarray, hi: np.ndarray, dim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Bisect each box i along dim[i]; children are [first halves, second halves]."""
     take = len(lo)
@@ -187,6 +214,7 @@ def maximize(
     epsilon: float | None = None,
     atol: float = DEFAULT_ATOL,
     rtol: float = DEFAULT_RTOL,
+    interval_rtol: float | None = DEFAULT_INTERVAL_RTOL,
     time_limit: float | None = None,
     max_branches: int | None = None,
     batch: int = 128,
@@ -195,12 +223,16 @@ def maximize(
     record_leaves: bool = False,
     use_differential: bool = False,
     strong_branching_dims: int = 0,
+    leaf_unstable: int = 4,
     bound: str = "crown-full",
     progress: Callable[[dict], None] | None = None,
+    seed_points: np.ndarray | None = None,
+    frontier: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> BabResult:
     """Maximise every signed output of Φ1 − Φ2 over the box [lo, hi] by input-splitting branch and bound.
 
-    ``mode``: ``intervals`` resolves every signed output to the tolerance, ``max`` only the largest
+    ``mode``: ``intervals`` resolves every signed output (to ``interval_rtol``, default ``rtol``)
+    and δ_max to ``rtol``, ``max`` only the largest
     (δ_max), ``decide`` only whether all of them stay below ``epsilon``.
     ``stop_above``: stop as soon as some witness exceeds it (a counterexample to ε-equivalence);
     ``stop_below``: stop as soon as the sound upper bound is below it (equivalence proved).
@@ -227,9 +259,6 @@ def maximize(
     leaves: list = []
     stats = {"branches": 0, "bound_calls": 0, "boxes_bounded": 0, "max_frontier": 0}
 
-    def tol_of(v: np.ndarray) -> np.ndarray:
-        return np.maximum(atol, rtol * np.abs(v))
-
     def bound(blo: np.ndarray, bhi: np.ndarray):
         dlo, dhi, sym = bounder(blo, bhi)
         stats["bound_calls"] += 1
@@ -240,7 +269,7 @@ def maximize(
         cand = np.where(coef > 0, bhi[:, None, :], blo[:, None, :])
         return ub, cand, coef
 
-    def update_witness(points: np.ndarray, obj_idx: np.ndarray) -> None:
+    def update_witness(points: np.ndarray) -> None:
         if len(points) == 0:
             return
         d = discrepancy(orig, comp, points)
@@ -251,20 +280,30 @@ def maximize(
         best_val[better] = top[better]
         best_x[better] = points[arg[better]]
 
-    # root
-    ub, cand, coef = bound(lo[None], hi[None])
-    pts = cand.reshape(-1, n)
-    update_witness(np.vstack([pts, 0.5 * (lo + hi)[None]]), None)
-    seeds = local_search(merged, np.repeat(pts, 1, axis=0), outs, signs, lo, hi)
-    update_witness(seeds, None)
-
-    F_lo, F_hi, F_ub, F_coef = lo[None].copy(), hi[None].copy(), ub, coef
+    # root (or a given frontier of sub-boxes of [lo, hi], e.g. one worker's share)
+    if frontier is None:
+        F_lo, F_hi = lo[None].copy(), hi[None].copy()
+    else:
+        F_lo, F_hi = (np.array(f, dtype=np.float64).reshape(-1, n) for f in frontier)
+    ub, cand, coef = bound(F_lo, F_hi)
+    pts = cand[:8].reshape(-1, n)
+    update_witness(np.vstack([pts, 0.5 * (F_lo + F_hi)]))
+    seeds = local_search(merged, pts, np.tile(outs, min(8, len(F_lo))), np.tile(signs, min(8, len(F_lo))), lo, hi)
+    update_witness(seeds)
+    if seed_points is not None:  # witnesses found elsewhere (other workers); re-evaluated here
+        update_witness(np.atleast_2d(np.asarray(seed_points, dtype=np.float64)))
+    F_ub, F_coef = ub, coef
     reason = "converged"
     finished = True
     it = 0
     while True:
         # close objectives that cannot beat the witness by more than the tolerance
-        thresh = best_val + tol_of(best_val)
+        g = np.max(best_val)
+        g_thresh = g + max(atol, rtol * abs(g))
+        irtol = rtol if interval_rtol is None else interval_rtol
+        # an objective closes in a box when it can neither raise δ_max beyond the tolerance nor
+        # widen its own interval beyond the (possibly looser) interval tolerance
+        thresh = np.minimum(best_val + np.maximum(atol, irtol * np.abs(best_val)), g_thresh)
         if mode == "max":
             g = np.max(best_val)
             thresh = np.full(K, g + max(atol, rtol * abs(g)))
@@ -321,13 +360,23 @@ def maximize(
         # children inherit closed objectives from their parent; bounds can only improve
         parent_ub = np.concatenate([s_ub, s_ub])
         c_ub = np.minimum(c_ub, parent_ub)
+        # children with few unstable ReLUs are solved exactly by star enumeration and closed
+        if leaf_unstable > 0:
+            few = np.flatnonzero((bounder.unstable <= leaf_unstable) & (bounder.unstable > 0))
+            few = few[np.max(c_ub[few] - thresh[None, :], axis=1) > 0] if few.size else few
+            for i in few[:64]:
+                vals, xs, nlp = exact_leaf(merged, c_lo[i], c_hi[i], objectives)
+                stats["leaf_lps"] = stats.get("leaf_lps", 0) + nlp
+                stats["exact_leaves"] = stats.get("exact_leaves", 0) + 1
+                update_witness(xs)
+                c_ub[i] = np.where(np.isneginf(c_ub[i]), -np.inf, np.minimum(c_ub[i], vals))
         # evaluate the candidate vertex of each child's most promising objective (plus centres)
         kk = np.argmax(c_ub - thresh[None, :], axis=1)
         pts = c_cand[np.arange(2 * take), kk]
-        update_witness(np.vstack([pts, 0.5 * (c_lo + c_hi)]), None)
+        update_witness(np.vstack([pts, 0.5 * (c_lo + c_hi)]))
         if it % 5 == 1:
             ls = local_search(merged, pts, outs[kk], signs[kk], lo, hi, steps=15)
-            update_witness(ls, None)
+            update_witness(ls)
 
         F_lo = np.concatenate([F_lo[keep], c_lo])
         F_hi = np.concatenate([F_hi[keep], c_hi])
@@ -341,4 +390,7 @@ def maximize(
     upper = np.maximum(upper, best_val)
     stats["time"] = time.perf_counter() - t0
     stats["open"] = int(len(F_lo))
-    return BabResult(objectives, best_val, upper, best_x, finished and len(F_lo) == 0, reason, stats, leaves)
+    res = BabResult(objectives, best_val, upper, best_x, finished and len(F_lo) == 0, reason, stats, leaves)
+    res.closed_upper = closed_ub
+    res.frontier = (F_lo, F_hi)
+    return res
