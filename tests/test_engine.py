@@ -1,0 +1,213 @@
+"""The exact engine: witness lower <= sampled maximum <= δ_max <= every over-approximation, and the
+independent exact methods (branch and bound, star enumeration, MILP) agree."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from equivrepair.nets.ir import FNN, random_fnn
+from equivrepair.reach.api import check, evaluate
+from equivrepair.reach.bab import maximize
+from equivrepair.spec.sets import Box, InputSetError
+
+SAMPLES = 100_000
+
+
+def perturbed(net: FNN, scale: float, seed: int) -> FNN:
+    rng = np.random.default_rng(seed)
+    return FNN.from_arrays(
+        [layer.W + scale * rng.normal(size=layer.W.shape) for layer in net.layers],
+        [layer.b for layer in net.layers],
+        [layer.activation for layer in net.layers],
+    )
+
+
+def sampled(orig: FNN, comp: FNN, box: Box, n: int = SAMPLES, seed: int = 0) -> np.ndarray:
+    x = box.sample(n, seed)
+    return orig(x) - comp(x)
+
+
+@st.composite
+def pairs(draw):
+    n_in = draw(st.integers(2, 3))
+    n_out = draw(st.integers(1, 3))
+    h1 = draw(st.lists(st.integers(3, 7), min_size=1, max_size=2))
+    seed = draw(st.integers(0, 10_000))
+    orig = random_fnn([n_in, *h1, n_out], seed)
+    if draw(st.booleans()):
+        comp = perturbed(orig, draw(st.sampled_from([0.01, 0.05, 0.2])), seed + 1)
+    else:
+        h2 = draw(st.lists(st.integers(2, 6), min_size=1, max_size=3))
+        comp = random_fnn([n_in, *h2, n_out], seed + 2)
+    c = draw(st.lists(st.floats(-1, 1), min_size=n_in, max_size=n_in))
+    r = draw(st.floats(0.05, 1.0))
+    box = Box(np.array(c) - r, np.array(c) + r)
+    return orig, comp, box
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pairs())
+def test_exact_is_sandwiched_and_sound(case):
+    orig, comp, box = case
+    d = evaluate(orig, comp, box, method="exact", time_limit=60)
+    assert d.status == "exact", d.message
+    s = sampled(orig, comp, box, 20_000)
+    smax = np.abs(s).max()
+    # witness re-evaluated on the original networks
+    assert np.isclose(d.lower, np.abs(orig(d.witness) - comp(d.witness)).max(), rtol=0, atol=1e-12)
+    assert box.contains(d.witness)
+    assert d.lower <= smax + 1e-12 or d.lower >= smax  # the witness may beat sampling, never be fake
+    assert smax <= d.upper + 1e-12
+    assert d.upper - d.lower <= max(d.tolerance, 1e-6) + 1e-12
+    # per-output intervals enclose every sample
+    assert np.all(s.min(0) >= d.per_output[:, 0] - 1e-12)
+    assert np.all(s.max(0) <= d.per_output[:, 1] + 1e-12)
+    for method in ("symbolic", "interval", "differential"):
+        over = evaluate(orig, comp, box, method=method)
+        assert over.upper >= d.lower - 1e-12, method
+        assert over.upper >= smax - 1e-12, method
+
+
+def test_exact_star_enum_and_milp_agree():
+    orig = random_fnn([3, 6, 5, 2], 11)
+    comp = perturbed(orig, 0.05, 12)
+    box = Box(-0.5 * np.ones(3), 0.5 * np.ones(3))
+    ex = evaluate(orig, comp, box, method="exact")
+    se = evaluate(orig, comp, box, method="star-enum")
+    mi = evaluate(orig, comp, box, method="milp", time_limit=60)
+    assert ex.status == se.status == "exact"
+    tol = 1e-5 + 1e-4 * ex.upper
+    assert abs(ex.delta_max - se.delta_max) <= tol
+    if mi.status == "exact":
+        assert abs(mi.delta_max - ex.delta_max) <= tol + mi.tolerance
+    # star-enum intervals are tight: they agree with exact's to the interval tolerance
+    width = np.abs(se.per_output).max()
+    assert np.allclose(se.per_output, ex.per_output, atol=1e-2 * width + 1e-6)
+    s = sampled(orig, comp, box)
+    assert np.abs(s).max() <= min(ex.upper, se.upper) + 1e-9
+    assert se.stars is not None and len(se.stars) > 1
+
+
+def test_star_enum_stars_cover_the_outputs():
+    """Every sample's Φ1 − Φ2 is the affine map of the star whose polytope contains it."""
+    orig = random_fnn([2, 5, 4, 2], 3)
+    comp = perturbed(orig, 0.1, 4)
+    box = Box(-np.ones(2), np.ones(2))
+    d = evaluate(orig, comp, box, method="star-enum")
+    x = box.sample(2000, 1)
+    y = orig(x) - comp(x)
+    hit = np.zeros(len(x), dtype=bool)
+    for star in d.stars:
+        inside = np.all(x @ star.G.T <= star.g + 1e-9, axis=1) if len(star.g) else np.ones(len(x), bool)
+        assert np.allclose(x[inside] @ star.V.T + star.v, y[inside], atol=1e-9)
+        hit |= inside
+    assert hit.all()
+
+
+def test_identical_networks_give_zero_with_milp_and_star_enum():
+    net = random_fnn([3, 6, 6, 2], 5)
+    box = Box(-np.ones(3), np.ones(3))
+    for method in ("star-enum", "milp"):
+        d = evaluate(net, net, box, method=method, time_limit=60)
+        assert d.lower == 0.0
+        assert d.upper <= 1e-6, method
+
+
+def test_delta_only_and_decision_on_acas(data):
+    from equivrepair.compress import quantize
+    from equivrepair.nets.onnx_io import load_onnx
+    from equivrepair.spec.vnnlib import read_vnnlib
+
+    orig = load_onnx(data / "acasxu" / "ACASXU_run2a_1_1_batch_2000.onnx")
+    comp = quantize(orig, 4)
+    full = read_vnnlib(data / "acasxu" / "prop_1.vnnlib").input_box()
+    box = Box(full.center - 0.1 * full.radius, full.center + 0.1 * full.radius)
+    d = evaluate(orig, comp, box, delta_only=True, time_limit=120)
+    assert d.status == "exact"
+    s = sampled(orig, comp, box, 20_000)
+    assert np.abs(s).max() <= d.upper + 1e-9
+    assert d.lower <= d.upper <= d.lower + max(1e-6, 1e-4 * d.lower) + 1e-12
+    yes = check(orig, comp, box, epsilon=d.upper * 1.01 + 1e-9)
+    no = check(orig, comp, box, epsilon=d.lower * 0.99)
+    assert yes.verdict == "equivalent"
+    assert no.verdict == "not_equivalent"
+    assert np.abs(orig(no.counterexample) - comp(no.counterexample)).max() >= d.lower * 0.99
+    assert box.contains(no.counterexample)
+
+
+def test_time_limit_returns_honest_bounds():
+    orig = random_fnn([4, 16, 16, 3], 1)
+    comp = perturbed(orig, 0.05, 5)
+    box = Box(-np.ones(4), np.ones(4))
+    d = evaluate(orig, comp, box, time_limit=0.2)
+    s = sampled(orig, comp, box, 20_000)
+    assert d.status in ("bounded", "exact")
+    if d.status == "bounded":
+        assert d.delta_max is None and "time limit" in d.message
+    assert d.lower <= np.abs(s).max() + 1e-9 or d.lower <= d.upper
+    assert np.abs(s).max() <= d.upper + 1e-9
+
+
+def test_fixed_inputs_are_folded():
+    orig = random_fnn([6, 8, 2], 2)
+    comp = perturbed(orig, 0.05, 3)
+    lo = np.array([-1, 0.3, -1, 0.2, 0.1, -0.5])
+    hi = np.array([1, 0.3, 1, 0.2, 0.1, -0.5])
+    box = Box(lo, hi)
+    d = evaluate(orig, comp, box)
+    assert d.stats.get("folded_fixed_inputs") == 4
+    assert d.witness.shape == (6,) and box.contains(d.witness)
+    assert np.abs(sampled(orig, comp, box, 20_000)).max() <= d.upper + 1e-9
+
+
+def test_parallel_matches_serial():
+    orig = random_fnn([3, 10, 10, 2], 8)
+    comp = perturbed(orig, 0.05, 9)
+    box = Box(-np.ones(3), np.ones(3))
+    r1 = maximize(orig, comp, box.lower, box.upper, mode="max")
+    from equivrepair.reach.parallel import maximize_parallel
+
+    r2 = maximize_parallel(orig, comp, box.lower, box.upper, workers=2, serial_branches=8, mode="max")
+    assert r1.finished and r2.finished
+    tol = 1e-6 + 1e-4 * r1.upper.max()
+    assert abs(r1.upper.max() - r2.upper.max()) <= tol
+    assert abs(r1.lower.max() - r2.lower.max()) <= tol
+
+
+@pytest.mark.parametrize(
+    "lower, upper, match",
+    [([0.0, 1.0], [1.0, 0.0], "empty"), ([0.0, np.nan], [1.0, 1.0], "NaN"), ([0.0, 0.0], [1.0, np.inf], "infinite")],
+)
+def test_malformed_sets_are_rejected(lower, upper, match):
+    with pytest.raises(InputSetError, match=match):
+        Box(lower, upper)
+
+
+def test_dimension_mismatch_is_rejected():
+    net = random_fnn([3, 4, 2], 0)
+    with pytest.raises(InputSetError, match="3 inputs"):
+        evaluate(net, net, Box(np.zeros(2), np.ones(2)))
+    other = random_fnn([3, 4, 3], 0)
+    with pytest.raises(InputSetError, match="output size"):
+        evaluate(net, other, Box(np.zeros(3), np.ones(3)))
+    with pytest.raises(InputSetError, match="epsilon"):
+        check(net, net, Box(np.zeros(3), np.ones(3)), epsilon=-1)
+
+
+def test_differential_bounds_are_sound_on_sub_boxes():
+    """Regression: a sub-box on which the differential bound once excluded a real value."""
+    from equivrepair.reach.bounds import differential_bounds
+
+    orig = random_fnn([3, 8, 8, 2], 1)
+    comp = perturbed(orig, 0.05, 5)
+    x = np.array([-0.999512, -0.447266, 1.0])
+    rng = np.random.default_rng(0)
+    for f in (1.0, 0.5, 0.1, 0.03):
+        lo, hi = np.maximum(x - f, -1), np.minimum(x + f, 1)
+        dlo, dhi = differential_bounds(orig, comp, lo, hi)
+        pts = np.vstack([x, rng.uniform(lo, hi, size=(5000, 3))])
+        d = orig(pts) - comp(pts)
+        assert np.all(d <= np.asarray(dhi) + 1e-9) and np.all(d >= np.asarray(dlo) - 1e-9), f
