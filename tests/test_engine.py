@@ -75,7 +75,7 @@ def test_exact_star_enum_and_milp_agree():
     orig = random_fnn([3, 6, 5, 2], 11)
     comp = perturbed(orig, 0.05, 12)
     box = Box(-0.5 * np.ones(3), 0.5 * np.ones(3))
-    ex = evaluate(orig, comp, box, method="exact")
+    ex = evaluate(orig, comp, box, method="exact", delta_only=False)
     se = evaluate(orig, comp, box, method="star-enum")
     mi = evaluate(orig, comp, box, method="milp", time_limit=60)
     assert ex.status == se.status == "exact"

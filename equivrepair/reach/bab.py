@@ -28,7 +28,7 @@ from .symbolic import crown_bounds, intermediate_bounds, symbolic_bounds
 
 DEFAULT_ATOL = 1e-6
 DEFAULT_RTOL = 1e-4
-DEFAULT_INTERVAL_RTOL = 1e-2  # per-output intervals in "intervals" mode (δ_max keeps DEFAULT_RTOL)
+DEFAULT_INTERVAL_RTOL = 1e-2  # per-output interval ends, relative to max(|end|, δ_max) ("intervals" mode)
 FP_SLACK = 1e-9  # relative inflation of every float64 bound (round-off in the bound arithmetic)
 
 
@@ -303,7 +303,10 @@ def maximize(
         irtol = rtol if interval_rtol is None else interval_rtol
         # an objective closes in a box when it can neither raise δ_max beyond the tolerance nor
         # widen its own interval beyond the (possibly looser) interval tolerance
-        thresh = np.minimum(best_val + np.maximum(atol, irtol * np.abs(best_val)), g_thresh)
+        # interval ends are resolved relative to the scale of the discrepancy (δ), so that an end
+        # near zero does not demand an absurdly fine resolution
+        scale = np.maximum(np.abs(best_val), max(g, 0.0))
+        thresh = np.minimum(best_val + np.maximum(atol, irtol * scale), g_thresh)
         if mode == "max":
             g = np.max(best_val)
             thresh = np.full(K, g + max(atol, rtol * abs(g)))

@@ -1,0 +1,59 @@
+"""``equivrepair verify``: summaries, JSON, exit codes (0 done/equivalent, 1 not, 2 unknown, 3 input error)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from equivrepair.cli import main
+from equivrepair.nets.ir import FNN, random_fnn
+from equivrepair.nets.onnx_io import save_onnx
+
+
+def _pair(tmp_path):
+    orig = random_fnn([3, 8, 2], 4)
+    rng = np.random.default_rng(1)
+    comp = FNN.from_arrays(
+        [layer.W + 0.05 * rng.normal(size=layer.W.shape) for layer in orig.layers], [layer.b for layer in orig.layers]
+    )
+    a, b = tmp_path / "orig.onnx", tmp_path / "comp.onnx"
+    save_onnx(orig, a)
+    save_onnx(comp, b)
+    box = tmp_path / "box.json"
+    box.write_text(json.dumps({"lower": [-0.5, -0.5, -0.5], "upper": [0.5, 0.5, 0.5]}))
+    return a, b, box
+
+
+def test_verify_exact_json(tmp_path, capsys):
+    a, b, box = _pair(tmp_path)
+    out = tmp_path / "res.json"
+    code = main(["verify", str(a), str(b), "--input-set", str(box), "--json", str(out), "--quiet"])
+    assert code == 0
+    res = json.loads(out.read_text())
+    assert res["status"] == "exact"
+    assert res["lower"] <= res["delta_max"] <= res["lower"] + 1e-4 * res["lower"] + 1e-6
+    assert len(res["witness"]) == 3
+    assert "delta_max" in capsys.readouterr().out
+
+
+def test_verify_epsilon_exit_codes(tmp_path):
+    a, b, box = _pair(tmp_path)
+    res = tmp_path / "r.json"
+    main(["verify", str(a), str(b), "--input-set", str(box), "--json", str(res), "--quiet"])
+    delta = json.loads(res.read_text())["delta_max"]
+    assert main(["verify", str(a), str(b), "--input-set", str(box), "--epsilon", str(delta * 1.1), "--quiet"]) == 0
+    assert main(["verify", str(a), str(b), "--input-set", str(box), "--epsilon", str(delta * 0.9), "--quiet"]) == 1
+
+
+def test_verify_bad_input_exit_3(tmp_path, capsys):
+    a, b, box = _pair(tmp_path)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"lower": [0, 0], "upper": [1, 1]}))
+    assert main(["verify", str(a), str(b), "--input-set", str(bad)]) == 3
+    assert "2 dimensions" in capsys.readouterr().err
+    assert main(["verify", str(a), str(tmp_path / "missing.onnx"), "--input-set", str(box)]) == 3
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"lower": [0, 1, 0], "upper": [1, 0, 1]}))
+    assert main(["verify", str(a), str(b), "--input-set", str(empty)]) == 3
+    assert "empty" in capsys.readouterr().err
