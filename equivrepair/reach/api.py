@@ -129,6 +129,22 @@ def _from_objectives(
     )
 
 
+def _one_blas_thread(fn: Callable) -> Callable:
+    """Run with one BLAS thread: the bounds are many small matrix products, which BLAS threads
+    slow down (measured 5-10x on a loaded 2-core machine); parallelism is ``workers``' job."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@_one_blas_thread
 def evaluate(
     orig: FNN,
     comp: FNN,
@@ -341,6 +357,7 @@ def method_symbolic(orig: FNN, comp: FNN, box: Box) -> Discrepancy:
     )
 
 
+@_one_blas_thread
 def check(
     orig: FNN,
     comp: FNN,

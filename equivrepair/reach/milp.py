@@ -1,0 +1,327 @@
+"""Exact δ̃ by mixed-integer programming: the big-M MILP of the merged network (cvxpy + HiGHS).
+
+Model (see :func:`equivrepair.reach.lp.build_relaxation` with ``integer=True``): the input box
+(and A x <= c), per hidden layer z = W a + b with z within the tightest known pre-activation
+bounds [l, u] (interval ∩ symbolic ∩ differential), stable neurons fixed (a = z or a = 0, no
+binary), and for each unstable neuron one binary δ with a >= 0, a >= z, a <= z − l(1 − δ),
+a <= u δ; the difference cuts of the LP are kept (valid, they tighten the relaxation); the output
+columns y = Φ1 − Φ2 are boxed by the LP bounds.
+
+For every output j we minimise and maximise y_j (2m MILPs; ``mode="max"`` skips the objectives
+whose LP bound cannot beat the best |Φ1 − Φ2| found so far, which is enough for δ_max). The
+*upper* side always comes from HiGHS's dual (best) bound, never the incumbent, widened by
+``tol · (1 + |bound|)`` for the solver's feasibility/integrality tolerances (this slack is a
+stated tolerance, not a proof: an integrality violation ε of a binary lets a ReLU move by up to
+ε·M) and intersected with the LP bounds (which are rigorous). The witness is the argmax input,
+re-evaluated on the two original networks in float64: ``lower`` is that value, never the MILP
+objective. The time limit covers the whole method; when it runs out the remaining objectives keep
+their LP bounds and the result is labelled ``bounded``.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+
+from ..nets.ir import FNN
+from ..spec.sets import Box
+from .bounds import best_witness, default_candidates, merged_pre_bounds
+from .lp import LPModel, build_relaxation, lp_bounds_merged
+from .result import Discrepancy
+
+
+class _CvxpyMILP:
+    def __init__(self, model: LPModel, tol: float) -> None:
+        import cvxpy as cp
+
+        self.cp = cp
+        self.model = model
+        n = model.n_cols
+        is_int = np.zeros(n, dtype=bool)
+        is_int[model.integer_cols] = True
+        cont = np.nonzero(~is_int)[0]
+        ints = np.nonzero(is_int)[0]
+        self.cont = cont
+        self.pos = np.empty(n, dtype=int)
+        self.pos[cont] = np.arange(cont.size)
+        A = model.A.tocsr()
+        Ac, Ai = A[:, cont], A[:, ints]
+        v = cp.Variable(cont.size)
+        d = cp.Variable(ints.size, boolean=True) if ints.size else None
+        rl, ru = model.row_lower, model.row_upper
+        eq = np.isfinite(rl) & np.isfinite(ru) & (rl == ru)
+        le = np.isfinite(ru) & ~eq
+        ge = np.isfinite(rl) & ~eq
+
+        def expr(rows: np.ndarray) -> Any:
+            e = Ac[rows] @ v
+            if d is not None:
+                e = e + Ai[rows] @ d
+            return e
+
+        cons = []
+        for mask, kind in ((eq, "eq"), (le, "le"), (ge, "ge")):
+            rows = np.nonzero(mask)[0]
+            if rows.size == 0:
+                continue
+            if kind == "eq":
+                cons.append(expr(rows) == rl[rows])
+            elif kind == "le":
+                cons.append(expr(rows) <= ru[rows])
+            else:
+                cons.append(expr(rows) >= rl[rows])
+        cons += [v >= model.col_lower[cont], v <= model.col_upper[cont]]
+        self.cost = cp.Parameter(cont.size)
+        self.v = v
+        self.prob = cp.Problem(cp.Minimize(self.cost @ v), cons)
+        self.opts = {
+            "mip_rel_gap": 1e-9,
+            "mip_abs_gap": 0.1 * tol,
+            "mip_feasibility_tolerance": min(1e-6, tol),
+            "primal_feasibility_tolerance": min(1e-7, tol),
+            "dual_feasibility_tolerance": min(1e-7, tol),
+        }
+
+    def solve(self, cost_full: np.ndarray, time_limit: float | None) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        out = self._solve(cost_full, time_limit, {})
+        if out["status"] == "infeasible":
+            # the set is not empty (a witness exists), so this is HiGHS presolve being fooled by
+            # tiny difference bounds next to large activations (seen on 16-bit ACAS Xu): retry
+            if time_limit is not None:
+                time_limit -= time.perf_counter() - t0
+            if time_limit is None or time_limit > 0:
+                out = self._solve(cost_full, time_limit, {"presolve": "off"})
+                out["retried"] = True
+        return out
+
+    def _solve(self, cost_full: np.ndarray, time_limit: float | None, extra: dict[str, Any]) -> dict[str, Any]:
+        cp = self.cp
+        self.cost.value = cost_full[self.cont]
+        opts = dict(self.opts)
+        opts.update(extra)
+        if time_limit is not None:
+            opts["time_limit"] = float(max(time_limit, 1e-3))
+        out: dict[str, Any] = {"status": "error", "value": np.nan, "bound": -np.inf, "gap": np.nan, "x": None}
+        try:
+            with warnings.catch_warnings():
+                # "solution may be inaccurate" on time limits: the status says so already
+                warnings.simplefilter("ignore", UserWarning)
+                self.prob.solve(solver=cp.HIGHS, **opts)
+        except cp.error.SolverError as exc:
+            out["status"] = f"error: {exc}"
+            return out
+        st = self.prob.status
+        info = getattr(self.prob.solver_stats, "extra_stats", None)
+        val = self.prob.value
+        val = float(val) if val is not None and np.isfinite(val) else np.nan
+        bound = -np.inf
+        nodes = -1
+        if info is not None:
+            nodes = int(getattr(info, "mip_node_count", -1))
+            b = float(getattr(info, "mip_dual_bound", -np.inf))
+            raw = float(getattr(info, "objective_function_value", np.nan))
+            offset = val - raw if np.isfinite(val) and np.isfinite(raw) else 0.0
+            # the dual bound is meaningful only when HiGHS ran its MIP solver (node count >= 0)
+            # and it cannot exceed the incumbent (a minimisation) beyond round-off
+            if nodes >= 0 and np.isfinite(b) and not (np.isfinite(val) and b + offset > val + 1e-9 * (1 + abs(val))):
+                bound = b + offset
+            out["gap"] = float(getattr(info, "mip_gap", np.nan))
+            out["nodes"] = max(nodes, 0)
+        if not np.isfinite(bound) and st == cp.OPTIMAL and np.isfinite(val) and nodes < 0:
+            bound = val  # solved as a plain LP: its optimum (the caller adds the tolerance)
+        if st == cp.OPTIMAL:
+            out["status"] = "optimal"
+        elif st == cp.USER_LIMIT:
+            out["status"] = "time_limit"
+        else:
+            out["status"] = str(st)
+        if st in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE, cp.USER_LIMIT) and self.v.value is not None:
+            x = np.asarray(self.v.value, dtype=np.float64).ravel()
+            if np.all(np.isfinite(x)):
+                out["x"] = x[self.pos[self.model.x_cols]]
+        out["value"] = val
+        out["bound"] = bound
+        return out
+
+
+def method_milp(
+    orig: FNN,
+    comp: FNN,
+    box: Box,
+    time_limit: float | None = None,
+    tol: float = 1e-6,
+    *,
+    mode: str = "all",
+    delta_cuts: bool = True,
+    n_samples: int = 64,
+    seed: int = 0,
+) -> Discrepancy:
+    """δ̃ = max_x |Φ1(x) − Φ2(x)|∞ over ``box`` by big-M MILP (see the module docstring).
+
+    ``mode="all"`` solves min and max of every output (exact per-output intervals);
+    ``mode="max"`` only what δ_max needs. Status ``exact`` (with ``delta_max``) when every MILP
+    that was needed finished optimally within the time limit, else ``bounded``.
+    """
+    if mode not in ("all", "max"):
+        raise ValueError(f"mode must be 'all' or 'max', not {mode!r}")
+    t0 = time.perf_counter()
+    box.check_dim(orig.n_inputs)
+
+    def left() -> float | None:
+        return None if time_limit is None else time_limit - (time.perf_counter() - t0)
+
+    net, pre, delta = merged_pre_bounds(orig, comp, box.lower, box.upper)
+    deltas = delta if delta_cuts else None
+    lp = lp_bounds_merged(net, box.lower, box.upper, pre, box.A, box.c, delta_bounds=deltas, time_limit=left())
+    lo_b = np.maximum(lp.lower, pre[-1][0])
+    hi_b = np.minimum(lp.upper, pre[-1][1])
+    hi_b = np.maximum(hi_b, lo_b)
+    m = lo_b.size
+    cand = [default_candidates(box, n_samples, seed), lp.x_lower, lp.x_upper]
+    best, w, j, _ = best_witness(orig, comp, box, np.vstack(cand))
+
+    def _milp_model(lvl: int) -> Any:
+        if lvl < 2:
+            bounds = list(pre[:-1]) + [(lo_b, hi_b)]
+        else:
+            bounds = [(lo - 10 * tol * (1 + np.abs(lo)), hi + 10 * tol * (1 + np.abs(hi))) for lo, hi in pre]
+        return build_relaxation(
+            net, box.lower, box.upper, bounds, box.A, box.c, deltas if lvl == 0 else None, integer=True
+        )
+
+    level = 0
+    model = _milp_model(0)
+    no_binaries = model.integer_cols.size == 0
+    # with no unstable ReLU the network is linear on the box and the (rigorous) LP is exact
+    solver = None if no_binaries else _CvxpyMILP(model, tol)
+
+    # objectives: (output, sense) with sense +1 = maximise, −1 = minimise; largest LP bound first
+    objs = [(k, s) for k in range(m) for s in (1, -1)]
+    objs.sort(key=lambda o: -(hi_b[o[0]] if o[1] > 0 else -lo_b[o[0]]))
+    per = np.stack([lo_b, hi_b], axis=1)  # refined in place, always sound
+    solved: dict[tuple[int, int], dict[str, Any]] = {}
+    skipped: list[tuple[int, int]] = []
+    timed_out = False
+
+    def side_of(o: tuple[int, int]) -> float:
+        return float(hi_b[o[0]] if o[1] > 0 else -lo_b[o[0]])
+
+    for idx, (k, s) in enumerate(objs):
+        lp_side = side_of((k, s))
+        if solver is None:
+            break
+        if mode == "max" and lp_side <= best:
+            skipped.append((k, s))
+            continue
+        rem = left()
+        if rem is not None:
+            if rem <= 0:
+                timed_out = True
+                break
+            # an even share of what is left among the objectives that still need a MILP
+            pending = [o for o in objs[idx:] if not (mode == "max" and side_of(o) <= best)]
+            rem = rem / max(1, len(pending))
+        cost = np.zeros(model.n_cols)
+        cost[model.y_cols[k]] = -float(s)  # minimise −y for the max, y for the min
+        r = solver.solve(cost, rem)
+        while r["status"] == "infeasible" and level < 2:
+            # still "infeasible" without presolve: a feasible model (the box is not empty) beyond
+            # HiGHS's MIP numerics — bounds of ~1e-7 next to activations of ~1e+1 (16-bit pairs).
+            # Level 1 drops the difference cuts, level 2 also widens every column bound by
+            # 10·tol·(1 + |bound|) and uses the differential output bounds; both only loosen.
+            level += 1
+            model = _milp_model(level)
+            solver = _CvxpyMILP(model, tol)
+            cost = np.zeros(model.n_cols)
+            cost[model.y_cols[k]] = -float(s)
+            rem2 = left()
+            r = solver.solve(cost, None if rem2 is None else rem2 / max(1, len(objs) - idx))
+        solved[(k, s)] = r
+        if r["status"] != "optimal":
+            timed_out = timed_out or r["status"] == "time_limit"
+        bound = r["bound"]  # lower bound of min(−s·y_k)
+        if np.isfinite(bound):
+            side = -bound + tol * (1.0 + abs(bound))  # upper bound of s·y_k
+            if s > 0:
+                per[k, 1] = min(per[k, 1], side)
+            else:
+                per[k, 0] = max(per[k, 0], -side)
+        if r["x"] is not None:
+            v, wx, wj, _ = best_witness(orig, comp, box, r["x"][None])
+            if wx is not None and v > best:
+                best, w, j = v, wx, wj
+    per[:, 1] = np.maximum(per[:, 1], per[:, 0])
+    note = ""
+    if w is not None:
+        # a witness value is attained, so a sound enclosure contains it; if round-off in the
+        # solver said otherwise, widen to the observed value and say so
+        dw = orig.forward(w) - comp.forward(w)
+        if np.any(dw < per[:, 0]) or np.any(dw > per[:, 1]):
+            note = "; solver bound was below an attained value (round-off), widened to the witness"
+            per[:, 0] = np.minimum(per[:, 0], dw)
+            per[:, 1] = np.maximum(per[:, 1], dw)
+    needed = [o for o in objs if o not in skipped]
+    if solver is None:
+        all_optimal = all(st == "optimal" for st in lp.status)
+    else:
+        all_optimal = all(o in solved and solved[o]["status"] == "optimal" for o in needed)
+    upper = float(np.max(np.abs(per)))
+    status = "exact" if all_optimal else "bounded"
+    # the slack of the upper bound over the truth is at most upper − lower (rigorous, since the
+    # witness value is attained) and nominally tol·(1 + upper): report the larger
+    tolerance = max(float(tol * (1.0 + upper)), upper - float(best))
+    gaps = [solved[o]["gap"] for o in solved if np.isfinite(solved[o]["gap"])]
+    msg = f"big-M MILP on the merged network ({model.integer_cols.size} binaries, {lp.n_unstable} unstable ReLUs)"
+    if mode == "max":
+        msg += f"; mode max: {len(skipped)} objectives settled by the LP bound"
+        if skipped:
+            msg += " (their per-output entries are LP bounds)"
+    if not all_optimal:
+        msg += "; time limit reached" if timed_out else "; some MILPs did not finish optimally"
+        msg += " — bounds are the best known, not exact"
+    if level > 0:
+        msg += "; HiGHS called a feasible MILP infeasible: " + (
+            "difference cuts dropped" if level == 1 else "difference cuts dropped and bounds widened"
+        )
+    msg += note
+    return Discrepancy(
+        per_output=per,
+        lower=float(best),
+        upper=upper,
+        witness=w,
+        status=status,
+        method="milp",
+        delta_max=upper if status == "exact" else None,
+        tolerance=tolerance if status == "exact" else float(tol * (1.0 + upper)),
+        witness_output=j,
+        message=msg,
+        stats={
+            "time": time.perf_counter() - t0,
+            "method": "milp",
+            "backend": _version(),
+            "milps": len(solved),
+            "skipped": len(skipped),
+            "binaries": int(model.integer_cols.size),
+            "nodes": int(sum(r.get("nodes", 0) for r in solved.values())),
+            "max_mip_gap": float(max(gaps)) if gaps else None,
+            "milp_status": {f"y{k}{'+' if s > 0 else '-'}": r["status"] for (k, s), r in solved.items()},
+            "lps": lp.n_lps,
+            "lp_upper": float(np.max(np.abs(np.stack([lo_b, hi_b])))),
+        },
+    )
+
+
+def _version() -> str:
+    import cvxpy
+
+    try:
+        from importlib.metadata import version
+
+        hv = version("highspy")
+    except Exception:  # pragma: no cover
+        hv = "?"
+    return f"cvxpy {cvxpy.__version__} / HiGHS (highspy {hv})"
