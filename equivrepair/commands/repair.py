@@ -91,6 +91,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--heldout", type=int, default=0, metavar="N", help="certify delta_max on N test boxes")
     v.add_argument("--heldout-method", default="exact")
     v.add_argument("--heldout-time-limit", type=float, default=30.0)
+    v.add_argument(
+        "--heldout-rtol", type=float, default=1e-3, help="relative tolerance of a held-out delta_max called exact"
+    )
     c = p.add_argument_group("compression constraint")
     c.add_argument("--meta", metavar="FILE", help="compression metadata JSON (default: COMP.meta.json if present)")
     c.add_argument("--bits", type=int, default=None)
@@ -200,7 +203,9 @@ def run(args: argparse.Namespace) -> int:
     def held(net: Any) -> dict[str, Any] | None:
         if held_boxes is None:
             return None
-        recs = certify_boxes(orig, net, held_boxes, args.heldout_method, args.heldout_time_limit)
+        recs = certify_boxes(
+            orig, net, held_boxes, args.heldout_method, args.heldout_time_limit, rtol=args.heldout_rtol
+        )
         up = np.array([r["upper"] for r in recs])
         lo = np.array([r["lower"] for r in recs])
         return {
@@ -224,6 +229,13 @@ def run(args: argparse.Namespace) -> int:
     for a, res in results.items():
         path = _output_path(out, a, several)
         save_network(res.net, path)
+        saved_bad = constraint.violations(load_network(path))
+        if saved_bad:  # e.g. float32 export of a grid whose values are not float32 numbers
+            print(
+                f"equivrepair repair: warning: {path} (as written) is off the grid: {'; '.join(saved_bad[:3])}; "
+                "the metadata file describes the float64 network",
+                file=sys.stderr,
+            )
         meta_path = Path(str(path) + ".meta.json")
         meta_path.write_text(
             json.dumps({"name": res.net.name, "sha256": res.net.content_hash, "metadata": res.net.info()["metadata"]})

@@ -125,9 +125,25 @@ def run(args: argparse.Namespace) -> int:
         with open(args.json, "w") as fh:
             json.dump(payload, fh, indent=2)
     if args.certificate:
-        from ..certify import make_certificate, write_certificate
+        from ..certify import CertificateError, make_certificate, write_certificate
 
-        cert = make_certificate(orig, comp, box, result, epsilon=args.epsilon)
+        try:
+            cert = make_certificate(
+                orig,
+                comp,
+                box,
+                result,
+                epsilon=args.epsilon,
+                outputs=outputs,
+                time_limit=args.timeout if args.timeout else "auto",
+                orig_path=args.orig,
+                comp_path=args.comp,
+                load_options={"input_normalization": args.nnet_raw_inputs},
+                input_set_path=args.input_set,
+            )
+        except CertificateError as exc:
+            print(f"equivrepair verify: certificate not written: {exc}", file=sys.stderr)
+            return EXIT_UNKNOWN
         write_certificate(args.certificate, cert)
         print(f"certificate written to {args.certificate}")
     return code

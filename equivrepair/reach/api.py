@@ -386,6 +386,12 @@ def check(
                 dec.counterexample = _embed(dec.counterexample, input_set, free)
             return dec
     t0 = time.perf_counter()
+    if method in EXTERNAL_METHODS:
+        from .external import decide_external
+
+        return decide_external(
+            method, orig, comp, input_set, epsilon, time_limit=time_limit, outputs=outputs, **options
+        )
     if method == "exact" and not input_set.has_constraints and input_set.dim <= HIGH_DIM:
         r = maximize(
             orig,

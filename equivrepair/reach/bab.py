@@ -43,7 +43,7 @@ class BabResult:
     finished: bool
     reason: str
     stats: dict = field(default_factory=dict)
-    leaves: list = field(default_factory=list)  # closed boxes (lo, hi, per-objective bound) when recorded
+    leaves: list = field(default_factory=list)  # (lo, hi, bound per objective when it closed there)
     closed_upper: np.ndarray | None = None  # per objective, over the boxes closed so far
     frontier: tuple[np.ndarray, np.ndarray] | None = None  # the open boxes when stopped early
 
@@ -293,6 +293,8 @@ def maximize(
     if seed_points is not None:  # witnesses found elsewhere (other workers); re-evaluated here
         update_witness(np.atleast_2d(np.asarray(seed_points, dtype=np.float64)))
     F_ub, F_coef = ub, coef
+    # the bound each objective had when it closed in a box (kept for recorded leaves / proofs)
+    F_rec = np.full_like(F_ub, np.nan)
     reason = "converged"
     finished = True
     it = 0
@@ -317,11 +319,12 @@ def maximize(
             dead = F_ub <= thresh[None, :]
         if dead.any():
             closed_ub = np.maximum(closed_ub, np.max(np.where(dead, F_ub, -np.inf), axis=0))
+            F_rec = np.where(dead & ~np.isneginf(F_ub), F_ub, F_rec)
             F_ub = np.where(dead, -np.inf, F_ub)
         alive = ~np.all(np.isneginf(F_ub), axis=1)
         if record_leaves and (~alive).any():
-            leaves.extend(zip(F_lo[~alive], F_hi[~alive], np.where(np.isneginf(F_ub[~alive]), np.nan, F_ub[~alive])))
-        F_lo, F_hi, F_ub, F_coef = F_lo[alive], F_hi[alive], F_ub[alive], F_coef[alive]
+            leaves.extend(zip(F_lo[~alive], F_hi[~alive], F_rec[~alive]))
+        F_lo, F_hi, F_ub, F_coef, F_rec = F_lo[alive], F_hi[alive], F_ub[alive], F_coef[alive], F_rec[alive]
         stats["max_frontier"] = max(stats["max_frontier"], len(F_lo))
 
         upper = np.maximum(closed_ub, F_ub.max(axis=0) if len(F_ub) else -np.inf)
@@ -351,7 +354,7 @@ def maximize(
         sel = np.argpartition(-excess, take - 1)[:take] if take < len(F_lo) else np.arange(len(F_lo))
         keep = np.ones(len(F_lo), dtype=bool)
         keep[sel] = False
-        s_lo, s_hi, s_ub, s_coef = F_lo[sel], F_hi[sel], F_ub[sel], F_coef[sel]
+        s_lo, s_hi, s_ub, s_coef, s_rec = F_lo[sel], F_hi[sel], F_ub[sel], F_coef[sel], F_rec[sel]
         if n <= strong_branching_dims:
             c_lo, c_hi, c_ub, c_cand, c_coef = _strong_split(bound, s_lo, s_hi, thresh)
         else:
@@ -385,10 +388,11 @@ def maximize(
         F_hi = np.concatenate([F_hi[keep], c_hi])
         F_ub = np.concatenate([F_ub[keep], c_ub])
         F_coef = np.concatenate([F_coef[keep], c_coef])
+        F_rec = np.concatenate([F_rec[keep], s_rec, s_rec])  # children inherit their parent's closures
 
     upper = np.maximum(closed_ub, F_ub.max(axis=0) if len(F_ub) else -np.inf)
     if record_leaves and len(F_lo):
-        leaves.extend(zip(F_lo, F_hi, np.where(np.isneginf(F_ub), np.nan, F_ub)))
+        leaves.extend(zip(F_lo, F_hi, np.where(np.isneginf(F_ub), F_rec, F_ub)))
     # an objective whose bound was never above -inf everywhere: the witness value is the truth
     upper = np.maximum(upper, best_val)
     stats["time"] = time.perf_counter() - t0

@@ -68,9 +68,10 @@ class Discrepancy:
             lines.append(f"  witness (output {self.witness_output}): {w}{more}")
         t = self.stats.get("time")
         if t is not None:
-            lines.append(f"  time {t:.3f} s" + "".join(
-                f", {k} {v}" for k, v in self.stats.items() if k in ("branches", "stars", "lps", "nodes")
-            ))
+            lines.append(
+                f"  time {t:.3f} s"
+                + "".join(f", {k} {v}" for k, v in self.stats.items() if k in ("branches", "stars", "lps", "nodes"))
+            )
         if self.message:
             lines.append(f"  note: {self.message}")
         return "\n".join(lines)

@@ -34,7 +34,9 @@ def _concretize(w: np.ndarray, c: np.ndarray, center: np.ndarray, radius: np.nda
     return mid - spread, mid + spread
 
 
-def symbolic_bounds(net: FNN, lo: np.ndarray, hi: np.ndarray) -> tuple[LinearBounds, list[tuple[np.ndarray, np.ndarray]]]:
+def symbolic_bounds(
+    net: FNN, lo: np.ndarray, hi: np.ndarray
+) -> tuple[LinearBounds, list[tuple[np.ndarray, np.ndarray]]]:
     """Output linear bounds of ``net`` on each box [lo_i, hi_i], plus concrete pre-activation bounds.
 
     ``lo``/``hi`` are (N, n) or (n,). Sound in exact arithmetic; float64 round-off is covered by

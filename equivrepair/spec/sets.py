@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -109,7 +110,7 @@ class Box:
     def clip(self, x: np.ndarray) -> np.ndarray:
         return np.clip(x, self.lower, self.upper)
 
-    def intersect(self, lower: Sequence[float], upper: Sequence[float]) -> "Box":
+    def intersect(self, lower: Sequence[float], upper: Sequence[float]) -> Box:
         """This set cut to a domain box (an error if nothing is left)."""
         return Box(np.maximum(self.lower, lower), np.minimum(self.upper, upper), self.A, self.c, self.label)
 
@@ -123,7 +124,7 @@ class Box:
         return d
 
     @classmethod
-    def from_json(cls, d: dict[str, Any], label: str = "") -> "Box":
+    def from_json(cls, d: dict[str, Any], label: str = "") -> Box:
         if "lower" not in d or "upper" not in d:
             raise InputSetError(f"input set {label or ''}: JSON needs 'lower' and 'upper' lists")
         return cls(d["lower"], d["upper"], d.get("A"), d.get("c"), d.get("label", label))

@@ -1,0 +1,332 @@
+"""Cross-validation suite and our engine vs Marabou (and nnenum when installed).
+
+The suite (:func:`crossval_instances`, also used by ``tests/test_crossval.py``): random small pairs
+(an original and its weights rounded to a grid), ACAS Xu pairs (ONNX original vs NeuroDiff's 16-bit
+truncation) on small boxes inside the property regions, MNIST pairs (``mnist_relu_3_100`` vs its 16-bit
+truncation) on small L-inf balls around test images. On each instance every method computes δ_max;
+the ε-decisions are then asked at ε = 0.8·δ and 1.25·δ (δ from our exact method: a non-equivalent
+and an equivalent case) and must agree.
+
+Agreement rule: δ_a and δ_b agree when ``|δ_a − δ_b| <= tol_a + tol_b + 1e-7·(1 + δ)`` (each
+method's stated tolerance), and every method's witnessed lower bound is at most every other
+method's upper bound plus those tolerances.
+
+    python benchmarks/crossval_marabou.py [--methods exact,milp,marabou[,nnenum]] [--quick] [--acas-equiv]
+
+``--acas-equiv``: also the ACAS Xu ε-equivalence instances of ``vnnlib_specs/acasxu_equiv`` (ε-decision
+only: ours (``check``) vs Marabou). Prints tables (solved, time, ratio) and writes
+benchmarks/results/crossval_marabou.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("EQUIVREPAIR_DATA", ROOT.parent / "shared" / "data"))
+
+
+def _quantize(net, step: float):
+    from equivrepair.nets.ir import Layer
+
+    return net.with_layers(
+        [
+            Layer(np.round(layer.W / step) * step, np.round(layer.b / step) * step, layer.activation)
+            for layer in net.layers
+        ]
+    ).replace(name=net.name + "-q")
+
+
+def random_instances(n: int = 20, seed: int = 0) -> list[dict[str, Any]]:
+    from equivrepair.nets.ir import random_fnn
+    from equivrepair.spec.sets import Box
+
+    rng = np.random.default_rng(seed)
+    shapes = [[2, 6, 6, 2], [3, 8, 2], [3, 6, 6, 3], [4, 8, 6, 2], [2, 10, 3], [3, 5, 5, 5, 2]]
+    out = []
+    for k in range(n):
+        widths = shapes[k % len(shapes)]
+        orig = random_fnn(widths, seed=1000 + k, name=f"rand{k}")
+        comp = _quantize(orig, [0.25, 0.125, 0.0625][k % 3])
+        c = rng.uniform(-1, 1, size=widths[0])
+        r = rng.uniform(0.2, 1.0)
+        out.append(
+            {
+                "name": f"random-{k}-{'x'.join(map(str, widths))}",
+                "kind": "random",
+                "orig": orig,
+                "comp": comp,
+                "box": Box(c - r, c + r, label=f"box r={r:.2f}"),
+            }
+        )
+    return out
+
+
+def acas_instances(n: int = 6, seed: int = 1, radius: float = 0.004) -> list[dict[str, Any]]:
+    from equivrepair.nets.load import load_network
+    from equivrepair.spec.sets import Box
+    from equivrepair.spec.vnnlib import read_vnnlib
+
+    rng = np.random.default_rng(seed)
+    nets = ["1_1", "2_3", "3_5", "4_7", "5_9", "1_6", "2_8", "3_2"]
+    out = []
+    for k in range(n):
+        net = nets[k % len(nets)]
+        onnx = DATA / "acasxu" / f"ACASXU_run2a_{net}_batch_2000.onnx"
+        nnet = DATA / "neurodiff" / "compressed16" / f"ACASXU_run2a_{net}_batch_2000_16bit.nnet"
+        if not (onnx.exists() and nnet.exists()):
+            continue
+        orig = load_network(onnx)
+        comp = load_network(nnet, input_normalization=False)
+        region = read_vnnlib(DATA / "acasxu" / f"prop_{[1, 3, 4][k % 3]}.vnnlib").cases[0].box
+        c = rng.uniform(region.lower, region.upper)
+        box = Box(np.maximum(c - radius, region.lower), np.minimum(c + radius, region.upper), label=f"acas {net}")
+        out.append({"name": f"acas-{net}-p{[1, 3, 4][k % 3]}", "kind": "acas", "orig": orig, "comp": comp, "box": box})
+    return out
+
+
+def mnist_instances(n: int = 4, radius: float = 0.002) -> list[dict[str, Any]]:
+    from equivrepair.data.mnist import load_mnist
+    from equivrepair.nets.load import load_network
+    from equivrepair.spec.sets import linf_ball
+
+    o = DATA / "neurodiff" / "original" / "mnist_relu_3_100.nnet"
+    c = DATA / "neurodiff" / "compressed16" / "mnist_relu_3_100_16bit.nnet"
+    if not (o.exists() and c.exists() and (DATA / "mnist").is_dir()):
+        return []
+    orig = load_network(o, input_normalization=False)
+    comp = load_network(c, input_normalization=False)
+    X, _ = load_mnist(DATA / "mnist", split="test", limit=n)
+    X = X.reshape(len(X), -1).astype(np.float64)
+    return [
+        {
+            "name": f"mnist-test{i}",
+            "kind": "mnist",
+            "orig": orig,
+            "comp": comp,
+            "box": linf_ball(X[i], radius, (np.zeros(784), np.ones(784)), label=f"mnist test {i}"),
+        }
+        for i in range(n)
+    ]
+
+
+def crossval_instances(n_random: int = 20, n_acas: int = 6, n_mnist: int = 4) -> list[dict[str, Any]]:
+    """At least 30 instances when the shared data is there (20 random, 6 ACAS Xu, 4 MNIST by default)."""
+    return random_instances(n_random) + acas_instances(n_acas) + mnist_instances(n_mnist)
+
+
+def run_method(method: str, inst: dict, time_limit: float) -> dict[str, Any]:
+    from equivrepair.reach.api import evaluate
+
+    t0 = time.perf_counter()
+    opts: dict[str, Any] = {}
+    if method in ("marabou", "vnncomp-tool"):
+        opts = {"bisect_atol": 1e-7, "bisect_rtol": 1e-4}
+    try:
+        d = evaluate(inst["orig"], inst["comp"], inst["box"], method=method, time_limit=time_limit, **opts)
+    except Exception as exc:  # report, do not stop the suite
+        return {
+            "method": method,
+            "status": "error",
+            "error": f"{type(exc).__name__}: {exc}",
+            "time": time.perf_counter() - t0,
+        }
+    return {
+        "method": method,
+        "status": d.status,
+        "delta": d.delta_max,
+        "lower": d.lower,
+        "upper": d.upper,
+        "tolerance": d.tolerance,
+        "time": time.perf_counter() - t0,
+        "external_time": d.stats.get("external_time"),
+        "witness": d.witness,
+    }
+
+
+def agree(a: dict, b: dict) -> bool:
+    if a["status"] != "exact" or b["status"] != "exact":
+        return False
+    slack = a["tolerance"] + b["tolerance"] + 1e-7 * (1 + abs(a["delta"]))
+    return (
+        abs(a["delta"] - b["delta"]) <= slack and a["lower"] <= b["upper"] + slack and b["lower"] <= a["upper"] + slack
+    )
+
+
+def run_decisions(methods: list[str], inst: dict, delta: float, time_limit: float) -> list[dict[str, Any]]:
+    from equivrepair.reach.api import check
+    from equivrepair.reach.external import decide_external
+
+    out = []
+    for factor in (0.8, 1.25):
+        eps = max(delta * factor, 1e-9)
+        row: dict[str, Any] = {"epsilon": eps, "factor": factor}
+        for m in methods:
+            t0 = time.perf_counter()
+            try:
+                if m in ("nnenum", "marabou", "vnncomp-tool"):
+                    dec = decide_external(m, inst["orig"], inst["comp"], inst["box"], eps, time_limit=time_limit)
+                else:
+                    dec = check(inst["orig"], inst["comp"], inst["box"], eps, method=m, time_limit=time_limit)
+                row[m] = dec.verdict
+            except Exception as exc:
+                row[m] = f"error: {exc}"
+            row[f"{m}_time"] = time.perf_counter() - t0
+        out.append(row)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--methods", default="exact,milp,marabou")
+    ap.add_argument("--time-limit", type=float, default=120.0)
+    ap.add_argument("--quick", action="store_true", help="6 random + 2 ACAS + 1 MNIST instances")
+    ap.add_argument("--acas-equiv", action="store_true", help="also vnnlib_specs/acasxu_equiv ε-decisions")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "crossval_marabou.json"))
+    args = ap.parse_args()
+    methods = args.methods.split(",")
+    insts = crossval_instances(6, 2, 1) if args.quick else crossval_instances()
+    results = []
+    print(f"{'instance':<24} " + " ".join(f"{m:>22}" for m in methods) + "  agree  decisions", flush=True)
+    for inst in insts:
+        rs = {m: run_method(m, inst, args.time_limit) for m in methods}
+        ref = rs[methods[0]]
+        ok = all(agree(ref, rs[m]) for m in methods[1:])
+        decs = run_decisions(methods, inst, ref["delta"], args.time_limit) if ref.get("delta") else []
+        dec_ok = all(len({d[m] for m in methods}) == 1 for d in decs) and bool(decs)
+        results.append(
+            {
+                "name": inst["name"],
+                "kind": inst["kind"],
+                "results": {m: {k: v for k, v in r.items() if k != "witness"} for m, r in rs.items()},
+                "agree": ok,
+                "decisions": decs,
+                "decisions_agree": dec_ok,
+            }
+        )
+        cells = " ".join(f"{(r.get('delta') or float('nan')):12.6g} {r['time']:8.2f}s" for r in rs.values())
+        print(f"{inst['name']:<24} {cells}  {'yes' if ok else 'NO':>5}  {'yes' if dec_ok else 'NO'}", flush=True)
+    summary = summarize(results, methods)
+    equiv = acas_equiv(args.time_limit) if args.acas_equiv else None
+    print()
+    for line in summary["table"]:
+        print(line)
+    if equiv:
+        for line in equiv["table"]:
+            print(line)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    import onnx
+
+    vers = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "onnx": onnx.__version__,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+    }
+    try:
+        from importlib.metadata import version
+
+        vers["maraboupy"] = version("maraboupy")
+    except Exception:
+        pass
+    out.write_text(
+        json.dumps(
+            {"versions": vers, "methods": methods, "instances": results, "summary": summary, "acas_equiv": equiv},
+            indent=2,
+            default=float,
+        )
+    )
+    print(f"\nwrote {out}")
+
+
+def summarize(results: list[dict], methods: list[str]) -> dict:
+    lines = [
+        f"{len(results)} instances; δ_max agreement: {sum(r['agree'] for r in results)}/{len(results)}; "
+        f"ε-decisions agree on {sum(r['decisions_agree'] for r in results)}/{len(results)} instances"
+    ]
+    lines.append(f"{'method':>10} | {'solved':>6} | {'median s':>8} {'total s':>8} | ratio to {methods[0]} (median)")
+    s: dict[str, Any] = {}
+    base = [r["results"][methods[0]]["time"] for r in results]
+    for m in methods:
+        times = [r["results"][m]["time"] for r in results]
+        solved = sum(r["results"][m]["status"] == "exact" for r in results)
+        ratio = float(np.median(np.array(times) / np.maximum(base, 1e-9)))
+        s[m] = {
+            "solved": solved,
+            "median_time": float(np.median(times)),
+            "total_time": float(np.sum(times)),
+            "median_ratio": ratio,
+        }
+        lines.append(f"{m:>10} | {solved:>6} | {np.median(times):8.3f} {np.sum(times):8.1f} | {ratio:.2f}")
+    for kind in sorted({r["kind"] for r in results}):
+        sub = [r for r in results if r["kind"] == kind]
+        lines.append(
+            f"  {kind}: "
+            + ", ".join(f"{m} median {np.median([r['results'][m]['time'] for r in sub]):.3f} s" for m in methods)
+        )
+    s["table"] = lines
+    return s
+
+
+def acas_equiv(time_limit: float) -> dict:
+    """ε-equivalence instances of vnnlib_specs/acasxu_equiv (the *_eps_*.vnnlib files, not thresholds): ours vs Marabou."""
+    from equivrepair.nets.load import load_network
+    from equivrepair.reach.api import check
+    from equivrepair.reach.external import decide_external
+    from equivrepair.spec.vnnlib import read_vnnlib
+
+    folder = ROOT / "vnnlib_specs" / "acasxu_equiv"
+    man = json.loads((folder / "manifest.json").read_text())
+    rows = []
+    for pair in man["pairs"]:
+        orig = load_network(pair["orig"]["path"])
+        comp = load_network(pair["comp"]["path"], input_normalization=False)
+        for v in pair["vnnlib"]:
+            if v["kind"] != "epsilon":
+                continue
+            box = read_vnnlib(folder / v["file"]).input_box()
+            r: dict[str, Any] = {"file": v["file"], "epsilon": v["epsilon"]}
+            t0 = time.perf_counter()
+            r["ours"] = check(orig, comp, box, v["epsilon"], time_limit=time_limit).verdict
+            r["ours_time"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            try:
+                d = decide_external("marabou", orig, comp, box, v["epsilon"], time_limit=time_limit)
+                r["marabou"], r["marabou_external"] = d.verdict, d.stats.get("external_time")
+            except Exception as exc:
+                r["marabou"] = f"error: {exc}"
+            r["marabou_time"] = time.perf_counter() - t0
+            rows.append(r)
+            print(
+                f"{Path(v['file']).name[:60]:<60} ours {r['ours']:>15} {r['ours_time']:7.2f}s  "
+                f"marabou {r['marabou']:>15} {r['marabou_time']:7.2f}s",
+                flush=True,
+            )
+    lines = ["ACAS Xu ε-equivalence instances (vnnlib_specs/acasxu_equiv):"]
+    for t in ("ours", "marabou"):
+        solved = sum(r[t] in ("equivalent", "not_equivalent") for r in rows)
+        lines.append(
+            f"  {t:>8}: solved {solved}/{len(rows)}, median {np.median([r[f'{t}_time'] for r in rows]):.2f} s, "
+            f"total {np.sum([r[f'{t}_time'] for r in rows]):.1f} s"
+        )
+    ratio = np.median([r["marabou_time"] / max(r["ours_time"], 1e-9) for r in rows]) if rows else float("nan")
+    lines.append(
+        f"  median time ratio marabou/ours: {ratio:.2f}; answers agree on "
+        f"{sum(r['ours'] == r['marabou'] for r in rows)}/{len(rows)}"
+    )
+    return {"rows": rows, "table": lines}
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    main()

@@ -1,0 +1,140 @@
+"""Our engine for one network and a general VNN-LIB property (equivrepair.reach.property)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from equivrepair.nets.ir import random_fnn
+from equivrepair.reach.property import _round_inside, crown_bounds, verify_property, verify_vnnlib_files
+from equivrepair.reach.symbolic import symbolic_bounds
+from equivrepair.spec.sets import Box
+from equivrepair.spec.vnnlib import LinearConstraint, VnnlibCase, VnnlibProperty, read_vnnlib
+
+
+def _prop(net, box, dnf, cases=None):
+    cases = cases or [VnnlibCase(box, tuple(tuple(c) for c in dnf))]
+    return VnnlibProperty("<test>", net.n_inputs, net.n_outputs, tuple(cases))
+
+
+def _ge(j, t, m):  # Y_j >= t  as  -Y_j <= -t
+    a = np.zeros(m)
+    a[j] = -1.0
+    return LinearConstraint(a, -t)
+
+
+def _sampled_max(net, box, j, n=20000):
+    X = box.sample(n, seed=1)
+    return float(net.forward(X)[:, j].max())
+
+
+def test_crown_bounds_are_sound_and_tighter_than_forward():
+    net = random_fnn([3, 12, 12, 12, 2], seed=3)
+    rng = np.random.default_rng(0)
+    lo = rng.uniform(-1, 0, size=(20, 3))
+    hi = lo + rng.uniform(0.05, 1.0, size=(20, 3))
+    cb = crown_bounds(net, lo, hi)
+    sb, _ = symbolic_bounds(net, lo, hi)
+    for i in range(20):
+        X = rng.uniform(lo[i], hi[i], size=(500, 3))
+        Y = net.forward(X)
+        assert np.all(Y >= cb.lower[i] - 1e-9) and np.all(Y <= cb.upper[i] + 1e-9)
+        # the linear functions bound too
+        assert np.all(Y >= X @ cb.Lw[i].T + cb.Lc[i] - 1e-9)
+        assert np.all(Y <= X @ cb.Uw[i].T + cb.Uc[i] + 1e-9)
+    assert np.mean(cb.upper - cb.lower) <= np.mean(sb.upper - sb.lower) + 1e-9
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), frac=st.floats(0.3, 1.2))
+def test_random_threshold_properties_agree_with_sampling(seed, frac):
+    net = random_fnn([3, 10, 10, 2], seed=seed)
+    box = Box(-np.ones(3), np.ones(3))
+    top = _sampled_max(net, box, 0)
+    bottom = float(net.forward(box.sample(2000, seed=2))[:, 0].min())
+    t = bottom + frac * (top - bottom)
+    res = verify_property(net, _prop(net, box, [[_ge(0, t, 2)]]), time_limit=30)
+    assert res.status in ("sat", "unsat")
+    if res.status == "sat":
+        assert box.contains(res.x, tol=0.0)
+        assert net.forward(res.x)[0] >= t
+        assert res.x.astype(np.float32).astype(np.float64).tolist() == res.x.tolist()
+    else:
+        assert top < t  # no sampled point reaches it
+
+
+def test_conjunction_and_disjunction_and_input_constraints():
+    net = random_fnn([2, 8, 8, 3], seed=11)
+    # input region cut by x0 + x1 <= 0
+    box = Box(-np.ones(2), np.ones(2), A=[[1.0, 1.0]], c=[0.0])
+    a = np.array([1.0, -1.0, 0.0])  # Y_0 - Y_1 <= 0 ...
+    conj = [LinearConstraint(a, 0.0), LinearConstraint(np.array([0.0, 1.0, -1.0]), 0.0)]  # Y0<=Y1<=Y2
+    res = verify_property(net, _prop(net, box, [conj]), time_limit=30)
+    X = box.sample(20000, seed=3)
+    Y = net.forward(X)
+    hit = (Y[:, 0] <= Y[:, 1]) & (Y[:, 1] <= Y[:, 2])
+    assert res.status in ("sat", "unsat")
+    if res.status == "unsat":
+        assert not hit.any()
+    else:
+        assert res.x[0] + res.x[1] <= 1e-12
+        y = net.forward(res.x)
+        assert y[0] <= y[1] <= y[2]
+
+
+def test_trivial_properties():
+    net = random_fnn([2, 4, 2], seed=0)
+    box = Box(-np.ones(2), np.ones(2))
+    assert verify_property(net, _prop(net, box, [])).status == "unsat"  # (assert false)
+    r = verify_property(net, _prop(net, box, [[]]))  # any output is unsafe
+    assert r.status == "sat" and box.contains(r.x)
+
+
+def test_several_input_regions():
+    net = random_fnn([2, 6, 1], seed=5)
+    b1, b2 = Box([-1, -1], [0, 0]), Box([0, 0], [1, 1])
+    t1, t2 = _sampled_max(net, b1, 0), _sampled_max(net, b2, 0)
+    cases = [VnnlibCase(b1, ((_ge(0, t1 + 1.0, 1),),)), VnnlibCase(b2, ((_ge(0, t2 - 1e-3, 1),),))]
+    r = verify_property(net, _prop(net, None, None, cases), time_limit=20)
+    assert r.status == "sat" and r.case == 1 and b2.contains(r.x)
+
+
+def test_milp_path_agrees_with_branch_and_bound():
+    net = random_fnn([6, 12, 12, 2], seed=21)
+    box = Box(-0.5 * np.ones(6), 0.5 * np.ones(6))
+    top = _sampled_max(net, box, 1)
+    for t in (top + 0.5, top - 0.05):
+        p = _prop(net, box, [[_ge(1, t, 2)]])
+        a = verify_property(net, p, time_limit=30)
+        b = verify_property(net, p, time_limit=30, bab_max_dim=0, n_starts=0, n_samples=1)
+        assert a.status == b.status and a.status in ("sat", "unsat")
+        assert b.stats["engine"] == "milp"
+
+
+def test_round_inside_keeps_points_in_the_box():
+    lo, hi = np.array([0.1, -0.3]), np.array([0.1 + 1e-7, 0.7])
+    x = _round_inside(np.array([0.1 + 5e-8, 0.7]), lo, hi)
+    assert np.all(x >= lo) and np.all(x <= hi)
+    assert np.all(x.astype(np.float32).astype(np.float64) == x)
+
+
+def test_acasxu_sat_and_unsat(data):
+    d = data / "acasxu"
+    r = verify_vnnlib_files(d / "ACASXU_run2a_2_2_batch_2000.onnx", d / "prop_2.vnnlib", 60)
+    assert r.status == "sat"
+    assert r.stats.get("cex_checked_onnxruntime") is True
+    prop = read_vnnlib(d / "prop_2.vnnlib")
+    assert prop.is_counterexample(r.x, r.y, input_tol=0.0)
+    r = verify_vnnlib_files(d / "ACASXU_run2a_1_9_batch_2000.onnx", d / "prop_1.vnnlib", 60)
+    assert r.status == "unsat"
+
+
+def test_dimension_mismatch_is_an_input_error(data):
+    from equivrepair.errors import USER_ERRORS
+
+    with pytest.raises(USER_ERRORS):
+        verify_vnnlib_files(
+            data / "acasxu" / "ACASXU_run2a_1_1_batch_2000.onnx", data / "mnistfc" / "prop_0_0.03.vnnlib"
+        )
