@@ -211,3 +211,27 @@ def test_differential_bounds_are_sound_on_sub_boxes():
         pts = np.vstack([x, rng.uniform(lo, hi, size=(5000, 3))])
         d = orig(pts) - comp(pts)
         assert np.all(d <= np.asarray(dhi) + 1e-9) and np.all(d >= np.asarray(dlo) - 1e-9), f
+
+
+def test_top1_equivalence_decides_both_ways():
+    from equivrepair.reach.api import check_top1
+
+    orig = random_fnn([2, 8, 3], 21)
+    box = Box(-np.ones(2), np.ones(2))
+    # the same network, classes shifted: disagreement somewhere unless one class wins everywhere
+    other = FNN.from_arrays(
+        [orig.layers[0].W, orig.layers[1].W[[1, 2, 0]]], [orig.layers[0].b, orig.layers[1].b[[1, 2, 0]]]
+    )
+    no = check_top1(orig, other, box, time_limit=30)
+    assert no.verdict == "not_equivalent"
+    y1, y2 = orig(no.counterexample), other(no.counterexample)
+    assert y1.argmax() != y2.argmax() or (y1 == y1.max()).sum() > 1 or (y2 == y2.max()).sum() > 1
+    # a tiny perturbation on a small box where one class wins clearly: equivalent
+    pts = box.sample(1000, 4)
+    ys = np.sort(orig(pts), axis=1)
+    x0 = pts[np.argmax(ys[:, -1] - ys[:, -2])]
+    y = np.sort(orig(x0))
+    small = Box(x0 - 1e-3, x0 + 1e-3)
+    assert y[-1] - y[-2] > 1e-2
+    yes = check_top1(orig, perturbed(orig, 1e-4, 3), small, time_limit=30)
+    assert yes.verdict == "equivalent"

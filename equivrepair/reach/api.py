@@ -421,3 +421,34 @@ def check(
     if upper < epsilon:
         return Decision("equivalent", epsilon, None, None, lower, upper, method, stats=stats)
     return Decision("unknown", epsilon, None, None, lower, upper, method, "undecided within the limits", stats)
+
+
+@_one_blas_thread
+def check_top1(
+    orig: FNN,
+    comp: FNN,
+    input_set: Box,
+    method: str = "exact",
+    time_limit: float | None = None,
+    progress: Callable[[dict], None] | None = None,
+    **options: Any,
+) -> Decision:
+    """Top-1 equivalence: is argmax Φ1(x) = argmax Φ2(x) (both unique) for every x in X?
+
+    ``exact`` splits inputs (see :mod:`equivrepair.reach.top1`); ``marabou`` asks Marabou.
+    ``not_equivalent`` comes with a counterexample where the argmaxes differ or tie.
+    """
+    _validate(orig, comp, input_set, None)
+    if method in EXTERNAL_METHODS:
+        from .external import decide_top1_external
+
+        return decide_top1_external(method, orig, comp, input_set, time_limit=time_limit, **options)
+    if method != "exact":
+        raise InputSetError(f"top-1 equivalence supports methods 'exact' and {EXTERNAL_METHODS}, not {method!r}")
+    from .top1 import check_top1 as _top1
+
+    o2, c2, small, free = fold_fixed_inputs(orig, comp, input_set)
+    dec = _top1(o2, c2, small.lower, small.upper, time_limit=time_limit, progress=progress, **options)
+    if dec.counterexample is not None and free.size < input_set.dim:
+        dec.counterexample = _embed(dec.counterexample, input_set, free)
+    return dec
