@@ -22,6 +22,7 @@ from .spec.sets import Box
 
 ASSET_NET = "ACASXU_run2a_1_1_batch_2000.onnx"
 ASSET_PROP = "prop_1.vnnlib"
+CORE = 0.25  # the demo's input set: this fraction of the property-1 box's radius around its centre
 
 
 def asset(name: str) -> Path:
@@ -64,7 +65,9 @@ def run_demo(
     res = DemoResult(out)
 
     orig = load_onnx(asset(ASSET_NET))
-    box = read_vnnlib(asset(ASSET_PROP)).input_box()
+    prop = read_vnnlib(asset(ASSET_PROP)).input_box()
+    # the central quarter (by radius) of the property-1 region, so that every stage takes seconds
+    box = Box(prop.center - CORE * prop.radius, prop.center + CORE * prop.radius, label="core of ACAS Xu property 1")
     _say(progress, f"[1/6] Φ1 = ACAS Xu 1_1 ({'-'.join(map(str, orig.widths))}); Φ2 = {bits}-bit quantized copy")
     comp = quantize(orig, bits)
 
@@ -74,19 +77,24 @@ def run_demo(
     res.files.update(merged_onnx=str(out / "merged.onnx"), vnnlib=str(out / "merged_eps_0.05.vnnlib"))
     _say(progress, f"      float32 export checked with onnxruntime: max error {rep['max_abs_err']:.2g}")
 
-    _say(progress, "[3/6] exact δ_max over the property-1 box (branch and bound)")
+    _say(progress, f"[3/6] exact δ_max over the {box.label} (branch and bound)")
     before = evaluate(orig, comp, box, method="exact", time_limit=120)
     _say(progress, "      " + before.summary().replace("\n", "\n      "))
     res.rows.append(_row("compressed Φ2", orig, comp, before))
 
-    _say(progress, "[4/6] certificate: recorded proof, then an independent check")
-    cert = make_certificate(orig, comp, box, before, time_limit=120)
+    _say(progress, "[4/6] certificate (δ bounds proved to 1%): recorded proof, then an independent check")
+    t_cert = time.perf_counter()
+    cert = make_certificate(orig, comp, box, before, time_limit=120, rtol=1e-2)
     write_certificate(out / "certificate.json", cert)
     report = check_certificate(out / "certificate.json", orig, comp, time_limit=120)
     res.files["certificate"] = str(out / "certificate.json")
     n_ok = sum(c["ok"] for c in report.checks)
     verdict = "VALID" if report.ok else "REJECTED: " + "; ".join(report.reasons)
-    _say(progress, f"      certificate check: {verdict} ({n_ok}/{len(report.checks)} checks passed)")
+    _say(
+        progress,
+        f"      certified δ ≤ {cert['claim']['delta_upper']:.6g} with {cert['proof']['n_leaves']} leaves; "
+        f"check: {verdict} ({n_ok}/{len(report.checks)} checks passed) [{time.perf_counter() - t_cert:.1f} s]",
+    )
 
     _say(progress, f"[5/6] repair on {repair_boxes} boxes sampled from the input domain (grid kept)")
     repaired, rep_json = _repair(orig, comp, box, repair_boxes, rounds, seed, out, progress)
@@ -168,7 +176,7 @@ def _plot(before: Any, after: Any, path: Path) -> Path:
     for k, (d, label, color) in enumerate([(before, "compressed", "tab:red"), (after, "repaired", "tab:green")]):
         x = np.arange(m) + (k - 0.5) * 0.3
         lo, hi = d.per_output[:, 0], d.per_output[:, 1]
-        ax.vlines(x, lo, hi, color=color, lw=6, label=f"{label} (δ_max {d.upper:.3g})")
+        ax.vlines(x, lo, hi, color=color, lw=6, label=f"{label} (δ_max ≤ {d.upper:.3g})")
     ax.axhline(0, color="k", lw=0.5)
     ax.set_xticks(range(m), [f"y{j}" for j in range(m)])
     ax.set_ylabel("Φ1(x) − Φ2(x) over the box")
