@@ -25,7 +25,8 @@ Per instance two questions are answered and recorded:
            with status exact, or bounds [lower, upper] (status bounded) at the time limit. With
            more than 16 free inputs the engine runs the big-M MILP; otherwise input-splitting BaB.
   decide   ε = --epsilon (default 1): is |Φ1 − Φ2|∞ < ε on the box? A cascade of sound methods,
-           cheapest first: differential bounds → LP relaxation → the exact run above. It stops at
+           cheapest first: differential bounds → (``--decide-only``: LP relaxation, no time limit;
+           otherwise) the exact run above. It stops at
            the first stage whose upper < ε (equivalent) or whose witness reaches ε (not
            equivalent); its time is the sum of the stages run (the exact stage counts the time of
            the exact run).
@@ -121,13 +122,23 @@ def _decided(lower: float, upper: float, eps: float) -> str | None:
     return None
 
 
-def run_instance(orig: FNN, comp: FNN, box: Box, timeout: float, eps: float, decide_only: bool = False) -> dict:
+def run_instance(
+    orig: FNN,
+    comp: FNN,
+    box: Box,
+    timeout: float,
+    eps: float,
+    decide_only: bool = False,
+    use_differential: bool = False,
+) -> dict:
     row: dict = {}
     # decision cascade, cheap sound stages first
     dec_time = 0.0
     verdict = None
     stages = []
-    for m in ("differential", "lp"):
+    # the LP stage has no time limit in the engine (method="lp"); with an exact run to follow it is
+    # redundant (the MILP starts from the same LP bounds, under the time limit), so only decide-only runs use it
+    for m in ("differential", "lp") if decide_only else ("differential",):
         t0 = time.perf_counter()
         try:
             r = evaluate(orig, comp, box, method=m)
@@ -150,7 +161,10 @@ def run_instance(orig: FNN, comp: FNN, box: Box, timeout: float, eps: float, dec
         return row
     # exact δ_max (and the last decision stage)
     t0 = time.perf_counter()
-    res = evaluate(orig, comp, box, method="exact", time_limit=timeout, mode="max")
+    opts = {}
+    if use_differential and int(np.sum(box.upper > box.lower)) <= 16:  # input-splitting BaB only
+        opts["use_differential"] = True
+    res = evaluate(orig, comp, box, method="exact", time_limit=timeout, mode="max", **opts)
     t = time.perf_counter() - t0
     st = res.stats
     row.update(
@@ -159,7 +173,7 @@ def run_instance(orig: FNN, comp: FNN, box: Box, timeout: float, eps: float, dec
         lower=res.lower,
         upper=res.upper,
         time=t,
-        engine=st.get("method"),
+        engine=st.get("method") + ("+diff" if opts else ""),
         free_inputs=int(box.dim - st.get("folded_fixed_inputs", 0)),
         binaries=st.get("binaries"),
         milps=st.get("milps"),
@@ -187,6 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epsilon", type=float, default=1.0)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "mnist_local.json"))
     ap.add_argument("--decide-only", action="store_true", help="skip the exact run (ε decision by bounds only)")
+    ap.add_argument(
+        "--use-differential",
+        action="store_true",
+        help="input-splitting BaB (<= 16 free inputs) intersects its bounds with the differential ones"
+        " (maximize(use_differential=True); off by default in the engine)",
+    )
     ap.add_argument("--report", nargs="*", help="only rebuild the table/PNG from these JSON files")
     args = ap.parse_args(argv)
     out = Path(args.out)
@@ -199,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
             meta.append(d["meta"])
         seen: dict[tuple, dict] = {}
         for r in rows:  # several runs may overlap: keep the first row of each instance
+            if str(r.get("engine", "")).endswith("+diff"):  # a separate variant, its own table rows
+                r["net"] = r["net"] + " BaB+diff"
             seen.setdefault((r["net"], r["kind"], r["value"], r["image"], r["status"] == "skipped"), r)
         write_report(list(seen.values()), meta, out)
         return 0
@@ -227,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
                 row = {"net": name, "kind": kind, "value": val, "image": i, "label": int(y[i])}
                 if kind == "k":
                     row["pixels"] = pix[val][i].tolist()
-                row.update(run_instance(orig, comp, box, args.timeout, args.epsilon, args.decide_only))
+                row.update(
+                    run_instance(orig, comp, box, args.timeout, args.epsilon, args.decide_only, args.use_differential)
+                )
                 rows.append(row)
                 dm = f"{row['delta_max']:.5g}" if row["delta_max"] is not None else "-"
                 print(
@@ -245,9 +269,9 @@ def main(argv: list[str] | None = None) -> int:
 def summarize(rows: list[dict]) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["net"], r["kind"], r["value"]), []).append(r)
+        groups.setdefault((r["net"], r["kind"], r["value"], r["status"] == "skipped"), []).append(r)
     summ = []
-    for (net, kind, val), rs in sorted(groups.items()):
+    for (net, kind, val, dec_only), rs in sorted(groups.items()):
         t = np.array([r["time"] for r in rs])
         td = np.array([r["decision_time"] for r in rs])
         ex = [r for r in rs if r["status"] == "exact"]
@@ -256,8 +280,9 @@ def summarize(rows: list[dict]) -> list[dict]:
                 "net": net,
                 "kind": kind,
                 "value": val,
+                "run": "decide-only" if dec_only else "exact+decide",
                 "n": len(rs),
-                "exact": len(ex),
+                "exact": None if dec_only else len(ex),
                 "median_time": float(np.median(t)),
                 "max_time": float(t.max()),
                 "median_delta": float(np.median([r["delta_max"] for r in ex])) if ex else None,
@@ -282,15 +307,17 @@ def write_report(rows: list[dict], metas: list[dict], out: Path) -> None:
         "`exact`: instances with status exact (δ_max within tolerance) inside the time limit; times are"
         " wall-clock per instance on the shared 2-core machine. `ε=1`: equivalent / not equivalent / unknown.",
         "",
-        "| net | perturbation | images | exact δ_max | median t (s) | max t (s) | median δ_max | max upper"
+        "| net | perturbation | run | images | exact δ_max | median t (s) | max t (s) | median δ_max | max upper"
         " | ε=1 eq / neq / unk | median t_dec (s) | max t_dec (s) | engine |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summ:
         pert = f"±{s['value']}/255" if s["kind"] == "p" else f"{s['value']} pixels"
         md = f"{s['median_delta']:.4g}" if s["median_delta"] is not None else "-"
         lines.append(
-            f"| {s['net']} | {pert} | {s['n']} | {s['exact']} | {s['median_time']:.2f} | {s['max_time']:.2f} | {md}"
+            f"| {s['net']} | {pert} | {s['run']} | {s['n']} | {s['exact'] if s['exact'] is not None else '-'}"
+            + (" | - | -" if s["exact"] is None else f" | {s['median_time']:.2f} | {s['max_time']:.2f}")
+            + f" | {md}"
             f" | {s['max_upper']:.4g} | {s['equivalent']} / {s['not_equivalent']} / {s['unknown']}"
             f" | {s['median_decision_time']:.2f} | {s['max_decision_time']:.2f} | {', '.join(s['engines'])} |"
         )
@@ -318,15 +345,32 @@ def _plot(summ: list[dict], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for net, color in zip(NETS, ("tab:blue", "tab:red")):
-        ss = sorted([s for s in summ if s["net"] == net and s["kind"] == "p"], key=lambda s: s["value"])
+        ex = sorted(
+            [s for s in summ if s["net"] == net and s["kind"] == "p" and s["exact"] is not None],
+            key=lambda s: s["value"],
+        )
+        if ex:
+            ax.plot(
+                [s["value"] for s in ex],
+                [s["exact"] for s in ex],
+                "o-",
+                color=color,
+                label=f"{net}: exact δ_max (n={ex[0]['n']} images)",
+            )
+        dec = sorted(
+            [s for s in summ if s["net"] == net and s["kind"] == "p" and s["exact"] is None], key=lambda s: s["value"]
+        )
+        ss = dec or ex
         if not ss:
             continue
         ps = [s["value"] for s in ss]
-        ax.plot(ps, [s["exact"] for s in ss], "o-", color=color, label=f"{net}: exact δ_max")
         ax.plot(
-            ps, [s["equivalent"] + s["not_equivalent"] for s in ss], "s--", color=color, label=f"{net}: ε=1 decided"
+            ps,
+            [s["equivalent"] + s["not_equivalent"] for s in ss],
+            "s--",
+            color=color,
+            label=f"{net}: ε=1 decided (n={ss[0]['n']}, {ss[0]['run']})",
         )
-        ax.annotate(f"n={ss[0]['n']}", (ps[0], ss[0]["n"]), fontsize=7)
     ax.set_xlabel("p (every pixel ±p/255)")
     ax.set_ylabel("solved images")
     ax.set_title("MNIST local equivalence: solved images vs p")

@@ -120,7 +120,8 @@ def run_neurodiff(binary: str, name: str, eps: float, timeout: float) -> dict:
     wall = time.perf_counter() - t0
     text = proc.stdout + proc.stderr
     m = re.search(r"time:\s*([0-9.eE+-]+)", text)
-    if "progress:" in text or proc.returncode == 124 or (m is None and wall >= timeout - 1):
+    # on SIGINT NeuroDiff prints its progress and exits 0, so ``timeout`` exits 124
+    if proc.returncode == 124 or m is None and wall >= timeout - 1:
         verdict = "unknown"
     elif "No adv!" in text:
         verdict = "equivalent"
@@ -190,7 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-all-outputs", action="store_true", help="only NeuroDiff's instance (output 0)")
     ap.add_argument("--skip-delta", action="store_true", help="no δ_max columns")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "neurodiff_acas.json"))
+    ap.add_argument("--merge", nargs="*", help="only rebuild the report from these result JSON files")
     args = ap.parse_args(argv)
+    if args.merge:
+        rows, deltas, metas = merge(args.merge)
+        write_report(rows, deltas, metas, Path(args.out), args.eps, any(r.get("neurodiff") for r in rows))
+        return 0
     names = args.nets or ALL_NETS
     dt = args.delta_timeout if args.delta_timeout is not None else args.timeout
     nd_bin = None
@@ -224,15 +230,62 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
 
+    meta = {
+        "benchmark": "neurodiff_acas",
+        "equivrepair": __version__,
+        "python": platform.python_version(),
+        "machine": platform.platform(),
+        "cpus": os.cpu_count(),
+        "loadavg_start": LOAD_START,
+        "loadavg_end": os.getloadavg(),
+        "args": vars(args),
+        "units": "normalised inputs (raw box normalised with the .nnet means/ranges), raw outputs",
+    }
+    write_report(rows, deltas, [meta], Path(args.out), args.eps, nd_bin is not None)
+    return 0
+
+
+def merge(paths: list[str]) -> tuple[list[dict], dict, list[dict]]:
+    """Rows of several result files; a later file fills what an earlier one lacks for (net, ε)."""
+    by_key: dict[tuple, dict] = {}
+    deltas: dict[str, dict] = {}
+    metas = []
+    for p in paths:
+        data = json.loads(Path(p).read_text())
+        metas += data["meta"] if isinstance(data["meta"], list) else [data["meta"]]
+        for r in data["rows"]:
+            cur = by_key.setdefault((r["net"], r["eps"]), {"net": r["net"], "eps": r["eps"]})
+            for k, v in r.items():
+                cur.setdefault(k, v)
+        for n, d in data.get("delta_max", {}).items():
+            for k, v in d.items():
+                deltas.setdefault(n, {}).setdefault(k, v)
+    rows = sorted(by_key.values(), key=lambda r: (ALL_NETS.index(r["net"]), -r["eps"]))
+    for r in rows:  # re-derive NeuroDiff's verdict from its exit status and output
+        nd = r.get("neurodiff")
+        if nd:
+            text = nd.get("tail", "")
+            if nd["returncode"] == 124:
+                nd["verdict"] = "unknown"
+            elif "No adv!" in text:
+                nd["verdict"] = "equivalent"
+            elif "time:" in text:
+                nd["verdict"] = "not_equivalent"
+    return rows, deltas, metas
+
+
+def write_report(rows, deltas, metas, out: Path, eps_list, have_nd: bool) -> None:
+    timeouts = sorted({m["args"]["timeout"] for m in metas})
+    dts = sorted({m["args"]["delta_timeout"] or m["args"]["timeout"] for m in metas})
     md = [
         "# NeuroDiff ACAS Xu ε-equivalence",
         "",
         f"Box: NeuroDiff property 1 (raw units) normalised with the .nnet means/ranges; outputs raw; "
-        f"timeout {args.timeout:g} s per instance and tool; δ_max timeout {dt:g} s. Times are wall seconds "
+        f"timeout {timeouts} s per instance and tool; δ_max timeout {dts} s. Times are wall seconds "
         "(TO = time limit, cex = counterexample).",
         "",
     ]
-    md += summarise(rows, args.eps, nd_bin is not None)
+    md += summarise(rows, eps_list, have_nd)
     md += [""]
     head = "| net | ε | NeuroDiff (s) | ours out0 (s) | ours out0 verdict | ratio ours/ND | ours all (s) | ours all verdict |"
     md += [head, "|---|---|---|---|---|---|---|---|"]
@@ -257,27 +310,11 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(text)
 
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "benchmark": "neurodiff_acas",
-        "equivrepair": __version__,
-        "python": platform.python_version(),
-        "machine": platform.platform(),
-        "cpus": os.cpu_count(),
-        "loadavg_start": LOAD_START,
-        "args": vars(args),
-        "units": "normalised inputs (raw box normalised with the .nnet means/ranges), raw outputs",
-    }
-    try:
-        meta["loadavg_end"] = os.getloadavg()
-    except OSError:
-        pass
-    out.write_text(json.dumps({"meta": meta, "rows": rows, "delta_max": deltas}, indent=1, default=float))
+    out.write_text(json.dumps({"meta": metas, "rows": rows, "delta_max": deltas}, indent=1, default=float))
     out.with_suffix(".md").write_text(text + "\n")
-    plot(rows, out.with_suffix(".png"), args.timeout)
+    plot(rows, out.with_suffix(".png"), max(timeouts))
     print(f"\nwrote {out}, {out.with_suffix('.md')}, {out.with_suffix('.png')}")
-    return 0
 
 
 def plot(rows: list[dict], path: Path, timeout: float) -> None:

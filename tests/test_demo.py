@@ -20,7 +20,7 @@ def test_demo_end_to_end(tmp_path):
     from equivrepair.demo import run_demo
     from equivrepair.nets.onnx_io import load_onnx, onnx_runtime_forward
 
-    res = run_demo(tmp_path, rounds=2, repair_boxes=8, progress=None)
+    res = run_demo(tmp_path, rounds=2, progress=None)
     summary = json.loads((tmp_path / "summary.json").read_text())
     before, after = summary["rows"]
     assert before["status"] == "exact" and before["lower"] <= before["upper"]

@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("-o", "--out", default="equivrepair-demo", help="output folder (default: equivrepair-demo)")
     p.add_argument("--bits", type=int, default=4, help="quantization bits of the compressed copy (default 4)")
-    p.add_argument("--rounds", type=int, default=5, help="repair rounds (default 5)")
+    p.add_argument("--rounds", type=int, default=3, help="repair rounds (default 3)")
     p.set_defaults(func=run)
 
 
