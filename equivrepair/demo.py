@@ -96,6 +96,7 @@ def run_demo(
     )
 
     _say(progress, f"[5/6] repair on the {2**box.dim} cells that cover the input set (quantization grid kept)")
+    _say(progress, "      (per round: interval upper bounds, cheap and loose, and the best witnessed |Φ1 − Φ2|)")
     repaired, rep_json = _repair(orig, comp, box, rounds, seed, out, progress)
     res.files["repair_log"] = rep_json
 
