@@ -222,7 +222,9 @@ def main(argv: list[str] | None = None) -> int:
             if str(r.get("engine", "")).endswith("+diff"):  # a separate variant, its own table rows
                 r["net"] = r["net"] + " BaB+diff"
             seen.setdefault((r["net"], r["kind"], r["value"], r["image"], r["status"] == "skipped"), r)
-        write_report(list(seen.values()), meta, out)
+        rows = list(seen.values())
+        out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1, default=float))
+        write_report(rows, meta, out)
         return 0
     X, y = load_mnist(split="test", scale="byte", limit=args.first_image + args.images)
     rows: list[dict] = []

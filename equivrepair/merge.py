@@ -44,6 +44,31 @@ def normalise(net: FNN) -> FNN:
     return net.with_layers(layers)
 
 
+def drop_identity_layers(net: FNN) -> FNN:
+    """Remove hidden ReLU layers with W = I and b = 0 that follow a ReLU layer.
+
+    Exact (bit for bit): what such a layer receives is already non-negative, so relu(I a + 0) = a.
+    Identity padding added by merging or by hand disappears, so padded variants compare equal.
+    """
+    layers = list(net.layers)
+    if len(layers) < 3:
+        return net
+    keep = [layers[0]]
+    for layer in layers[1:-1]:
+        n = layer.n_out
+        is_id = (
+            layer.activation == "relu"
+            and keep[-1].activation == "relu"
+            and layer.W.shape == (n, n)
+            and np.array_equal(layer.W, np.eye(n))
+            and not np.any(layer.b)
+        )
+        if not is_id:
+            keep.append(layer)
+    keep.append(layers[-1])
+    return net if len(keep) == len(layers) else net.with_layers(keep)
+
+
 def _hidden_and_output(net: FNN) -> tuple[list[Layer], Layer]:
     net = normalise(net)
     return list(net.layers[:-1]), net.layers[-1]

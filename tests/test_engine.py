@@ -235,3 +235,36 @@ def test_top1_equivalence_decides_both_ways():
     assert y[-1] - y[-2] > 1e-2
     yes = check_top1(orig, perturbed(orig, 1e-4, 3), small, time_limit=30)
     assert yes.verdict == "equivalent"
+
+
+def _padded(net: FNN, at: int, copies: int = 2) -> FNN:
+    """``net`` with identity ReLU layers inserted after hidden layer ``at`` (function unchanged)."""
+    from equivrepair.nets.ir import Layer
+
+    n = net.layers[at].n_out
+    pad = tuple(Layer(np.eye(n), np.zeros(n), "relu") for _ in range(copies))
+    return net.with_layers(net.layers[: at + 1] + pad + net.layers[at + 1 :])
+
+
+def test_identical_and_padded_networks_give_zero_with_exact():
+    net = random_fnn([3, 8, 8, 2], 6)
+    box = Box(-np.ones(3), np.ones(3))
+    for other in (net, _padded(net, 0), _padded(net, 1, copies=1)):
+        d = evaluate(net, other, box, time_limit=30)
+        assert d.status == "exact"
+        assert d.upper <= 1e-12
+        assert d.stats["branches"] == 0  # the differential bound proves it at the root
+
+
+def test_auto_differential_stays_off_when_it_does_not_help(data):
+    from equivrepair.compress import quantize
+    from equivrepair.nets.onnx_io import load_onnx
+    from equivrepair.reach.bab import _Bounder
+
+    orig = load_onnx(data / "acasxu" / "ACASXU_run2a_1_1_batch_2000.onnx")
+    b = _Bounder(orig, quantize(orig, 4), True, "crown-full")
+    full = np.array([0.6, -0.5, -0.5, 0.45, -0.5]), np.array([0.68, 0.5, 0.5, 0.5, -0.45])
+    b.choose_differential(*full)
+    same = _Bounder(orig, orig, True, "crown-full")
+    same.choose_differential(*full)
+    assert same.diff_fn is not None

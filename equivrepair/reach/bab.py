@@ -22,7 +22,7 @@ from typing import Literal
 
 import numpy as np
 
-from ..merge import merge, normalise
+from ..merge import drop_identity_layers, merge, normalise
 from ..nets.ir import FNN
 from .symbolic import crown_bounds, intermediate_bounds, symbolic_bounds
 
@@ -56,9 +56,10 @@ class _Bounder:
     """Bounds Φ1 − Φ2 on a batch of boxes: symbolic on the merged net ∩ differential bounds."""
 
     def __init__(self, orig: FNN, comp: FNN, use_differential: bool = True, bound: str = "crown"):
-        self.merged = merge(orig, comp)
+        # identity padding is dropped first (exact), so padded variants line up layer by layer
+        self.orig_n, self.comp_n = normalise(drop_identity_layers(orig)), normalise(drop_identity_layers(comp))
+        self.merged = merge(self.orig_n, self.comp_n)
         self.bound = bound
-        self.orig_n, self.comp_n = normalise(orig), normalise(comp)
         self.same_depth = self.orig_n.depth == self.comp_n.depth
         self.orig, self.comp = orig, comp
         self.diff_fn: Callable | None = None
@@ -69,6 +70,22 @@ class _Bounder:
                 self.diff_fn = differential_bounds
             except ImportError:  # pragma: no cover - bounds module always ships
                 self.diff_fn = None
+
+    def choose_differential(self, lo: np.ndarray, hi: np.ndarray) -> None:
+        """Keep the differential bound only where it pays: when, on the root box, it is tighter
+        than back-substitution by more than 10% (e.g. identical or near-identical networks)."""
+        if self.diff_fn is None:
+            return
+        if self.orig_n.widths != self.comp_n.widths:
+            self.diff_fn = None
+            return
+        fn, self.diff_fn = self.diff_fn, None
+        dlo, dhi, _ = self(lo[None], hi[None])
+        flo, fhi = fn(self.orig_n, self.comp_n, lo, hi)
+        plain = float(np.max(np.maximum(-dlo, dhi)))
+        diff = float(np.max(np.maximum(-np.asarray(flo), np.asarray(fhi))))
+        if diff < 0.9 * plain:
+            self.diff_fn = fn
 
     def __call__(self, lo: np.ndarray, hi: np.ndarray):
         if self.bound == "forward":
@@ -86,16 +103,18 @@ class _Bounder:
         else:
             sym, pre = crown_bounds(self.merged, lo, hi, "backsub" if self.bound == "crown-full" else "forward")
         self.unstable = sum(((zl < 0) & (zu > 0)).sum(axis=1) for zl, zu in pre[:-1])
-        dlo, dhi = sym.lower, sym.upper
+        slack = FP_SLACK * (1.0 + np.maximum(np.abs(sym.lower), np.abs(sym.upper)))
+        dlo, dhi = sym.lower - slack, sym.upper + slack
         if self.diff_fn is not None:
             try:
-                flo, fhi = self.diff_fn(self.orig, self.comp, lo, hi)
-                dlo = np.maximum(dlo, np.asarray(flo).reshape(dlo.shape))
-                dhi = np.minimum(dhi, np.asarray(fhi).reshape(dhi.shape))
+                # the differential bounds widen themselves outward by 1e-12 x the magnitudes
+                # involved (reach.bounds); identical networks give exactly 0 there
+                flo, fhi = (np.asarray(f).reshape(dlo.shape) for f in self.diff_fn(self.orig_n, self.comp_n, lo, hi))
+                dlo = np.maximum(dlo, flo - FP_SLACK * np.abs(flo))
+                dhi = np.minimum(dhi, fhi + FP_SLACK * np.abs(fhi))
             except NotImplementedError:
                 pass
-        slack = FP_SLACK * (1.0 + np.maximum(np.abs(dlo), np.abs(dhi)))
-        return dlo - slack, dhi + slack, sym
+        return dlo, dhi, sym
 
 
 def discrepancy(orig: FNN, comp: FNN, x: np.ndarray) -> np.ndarray:
@@ -221,7 +240,7 @@ def maximize(
     stop_above: float | None = None,
     stop_below: float | None = None,
     record_leaves: bool = False,
-    use_differential: bool = False,
+    use_differential: bool | str = "auto",
     strong_branching_dims: int = 0,
     leaf_unstable: int = 4,
     bound: str = "crown-full",
@@ -250,7 +269,9 @@ def maximize(
     K = len(objectives)
     signs = np.array([s for s, _ in objectives], dtype=np.float64)
     outs = np.array([j for _, j in objectives])
-    bounder = _Bounder(orig, comp, use_differential, bound)
+    bounder = _Bounder(orig, comp, use_differential in (True, "auto"), bound)
+    if use_differential == "auto":
+        bounder.choose_differential(lo, hi)
     merged = bounder.merged
 
     best_val = np.full(K, -np.inf)
