@@ -195,16 +195,13 @@ def _split(lo: np.ndarray, hi: np.ndarray, dim: np.ndarray) -> tuple[np.ndarray,
     return c_lo, c_hi
 
 
-def _smear_dims(lo, hi, coef, ub, thresh, root_width) -> np.ndarray:
-    """Split dimension by smear |coefficient| x width of the most promising objective's bound,
-    plus a floor proportional to the box's width relative to the root box, so that a dimension
-    the bound ignores is still split while wide; invariant to rescaling any input."""
+def _smear_dims(lo, hi, coef, ub, thresh) -> np.ndarray:
+    """Split dimension by smear: |coefficient| x width of the most promising objective's bound."""
     rows = np.arange(len(lo))
     k_star = np.argmax(ub - thresh[None, :], axis=1)
-    width = hi - lo
-    smear = np.abs(coef[rows, k_star]) * width
-    rel = width / np.where(root_width > 0, root_width, 1.0)
-    score = smear + 0.1 * (smear.max(axis=1, keepdims=True) + 1e-300) * rel
+    c = np.abs(coef[rows, k_star])
+    # |coefficient| x width, floored so that a dimension the bound ignores is still split when wide
+    score = (c + 0.1 * c.max(axis=1, keepdims=True) + 1e-12) * (hi - lo)
     return np.argmax(score, axis=1)
 
 
@@ -382,7 +379,7 @@ def maximize(
         if n <= strong_branching_dims:
             c_lo, c_hi, c_ub, c_cand, c_coef = _strong_split(bound, s_lo, s_hi, thresh)
         else:
-            dim = _smear_dims(s_lo, s_hi, s_coef, s_ub, thresh, hi - lo)
+            dim = _smear_dims(s_lo, s_hi, s_coef, s_ub, thresh)
             c_lo, c_hi = _split(s_lo, s_hi, dim)
             c_ub, c_cand, c_coef = bound(c_lo, c_hi)
         stats["branches"] += take
