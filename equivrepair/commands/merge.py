@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .common import input_regions, is_nnet, load_net, positive
+from .common import add_network_args, input_regions, is_nnet, load_net, positive
 
 EXAMPLE = """\
 examples:
@@ -51,8 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("orig", help="original (reference) network: .onnx, .nnet, .pt")
-    p.add_argument("comp", help="compressed network: .onnx, .nnet, .pt")
+    add_network_args(p)
     p.add_argument("-o", "--output", required=True, metavar="MERGED.onnx", help="merged ONNX file to write")
     src = p.add_argument_group("input set (for the VNN-LIB files)")
     src.add_argument("--input-set", metavar="SET", help="a VNN-LIB file (its input constraints) or a JSON box")
@@ -74,20 +73,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--timeout", type=positive("timeout"), default=300.0, metavar="S", help="timeout in instances.csv (300)"
     )
-    nn = p.add_mutually_exclusive_group()
-    nn.add_argument(
-        "--nnet-normalized-inputs",
-        dest="nnet_raw_inputs",
-        action="store_false",
-        help=".nnet networks read normalised inputs (default; the units of the ACAS Xu ONNX networks)",
-    )
-    nn.add_argument(
-        "--nnet-raw-inputs",
-        dest="nnet_raw_inputs",
-        action="store_true",
-        help=".nnet networks read raw inputs (their means/ranges are folded into the first layer)",
-    )
-    p.set_defaults(nnet_raw_inputs=False)
     p.add_argument("--json", metavar="OUT", help="write a machine-readable record ('-' for stdout)")
     p.set_defaults(func=run)
 
