@@ -182,7 +182,11 @@ def evaluate(
             return res
     t0 = time.perf_counter()
     if method == "exact" and input_set.dim > HIGH_DIM:
-        res = _run_method("milp", orig, comp, input_set, time_limit, outputs, **options)
+        milp_opts = dict(compact=True, backend="highs", atol=atol, rtol=rtol)
+        if delta_only:
+            milp_opts["mode"] = "max"
+        milp_opts.update(options)
+        res = _run_method("milp", orig, comp, input_set, time_limit, outputs, **milp_opts)
         res.method = "exact"
         res.message = (res.message + " " if res.message else "") + (
             f"{input_set.dim} free inputs: exact runs the MILP (ReLU splitting) instead of input splitting"

@@ -374,16 +374,24 @@ def lp_bounds_merged(
     backend: str = "highs",
     delta_bounds: list[tuple[np.ndarray, np.ndarray]] | None = None,
     time_limit: float | None = None,
+    compact: bool = False,
 ) -> LPBounds:
     """Minimise and maximise each objective row C_r·y (default: each output) over the triangle LP.
 
     ``objectives``: None / ``"outputs"`` for every output, or a (k, m) matrix of linear
     combinations of the outputs. ``backend``: ``"highs"`` (highspy, one model, objectives
     swapped and re-solved warm) or ``"cvxpy"`` (cvxpy with solver HiGHS; for cross-checking).
-    Returned bounds are sound (see the module docstring).
+    ``compact=True`` solves the same relaxation with stable neurons substituted away
+    (:mod:`compact`; far smaller when few neurons are unstable). Returned bounds are sound (see the
+    module docstring).
     """
     t0 = time.perf_counter()
-    model = build_relaxation(net, lo, hi, pre_bounds, A, c, delta_bounds, integer=False)
+    if compact:
+        from .compact import build_compact
+
+        model = build_compact(net, lo, hi, pre_bounds, A, c, delta_bounds, integer=False)
+    else:
+        model = build_relaxation(net, lo, hi, pre_bounds, A, c, delta_bounds, integer=False)
     C = _objectives(objectives, model.y_cols.size)
     if backend == "highs":
         solve = _HighsLP(model, time_limit, t0)
@@ -441,6 +449,9 @@ class _HighsLP:
         # next to large activations); the models are small, so solve them without presolve and
         # retry once with presolve if the simplex run itself fails.
         h.setOptionValue("presolve", "off")
+        # only the objective changes between solves, so the last basis stays primal feasible:
+        # primal simplex restarts from it (measured 5x fewer iterations than dual on MNIST balls)
+        h.setOptionValue("simplex_strategy", 4)
         lp = highspy.HighsLp()
         lp.num_col_ = model.n_cols
         lp.num_row_ = model.n_rows

@@ -29,6 +29,7 @@ import numpy as np
 from ..nets.ir import FNN
 from ..spec.sets import Box
 from .bounds import best_witness, default_candidates, merged_pre_bounds
+from .compact import build_compact
 from .lp import LPModel, build_relaxation, lp_bounds_merged
 from .result import Discrepancy
 
@@ -148,6 +149,104 @@ class _CvxpyMILP:
         return out
 
 
+class _HighsMILP:
+    """The same MILP handed to highspy directly: no modelling layer, warm objective swaps.
+
+    Used by ``exact`` on high-dimensional sets with the compact model; ``method="milp"`` keeps the
+    cvxpy route as the independent check. Sub-MIP heuristics are off: on these models (few
+    binaries, hundreds of box-bounded inputs) they cost more than the branching they save.
+    """
+
+    def __init__(self, model: LPModel, tol: float, gap: float | None = None) -> None:
+        import highspy
+
+        self.hp = highspy
+        self.model = model
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("threads", 1)
+        for key, val in (
+            ("mip_rel_gap", 1e-9),
+            ("mip_abs_gap", float(gap) if gap is not None else 0.1 * tol),
+            ("mip_feasibility_tolerance", min(1e-6, tol)),
+            ("primal_feasibility_tolerance", min(1e-7, tol)),
+            ("dual_feasibility_tolerance", min(1e-7, tol)),
+            ("mip_heuristic_effort", 0.0),
+        ):
+            h.setOptionValue(key, float(val))
+        for key in (
+            "mip_heuristic_run_rins",
+            "mip_heuristic_run_rens",
+            "mip_heuristic_run_root_reduced_cost",
+            "mip_heuristic_run_feasibility_jump",
+        ):
+            h.setOptionValue(key, False)
+        lp = highspy.HighsLp()
+        lp.num_col_ = model.n_cols
+        lp.num_row_ = model.n_rows
+        lp.col_cost_ = np.zeros(model.n_cols)
+        lp.col_lower_ = model.col_lower
+        lp.col_upper_ = model.col_upper
+        inf = highspy.kHighsInf
+        lp.row_lower_ = np.where(np.isfinite(model.row_lower), model.row_lower, -inf)
+        lp.row_upper_ = np.where(np.isfinite(model.row_upper), model.row_upper, inf)
+        A = model.A.tocsc()
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = A.indptr
+        lp.a_matrix_.index_ = A.indices
+        lp.a_matrix_.value_ = A.data
+        integ = [highspy.HighsVarType.kContinuous] * model.n_cols
+        for k in model.integer_cols:
+            integ[int(k)] = highspy.HighsVarType.kInteger
+        lp.integrality_ = integ
+        h.passModel(lp)
+        self.h = h
+        self.idx = np.arange(model.n_cols, dtype=np.int32)
+
+    def solve(self, cost_full: np.ndarray, time_limit: float | None) -> dict[str, Any]:
+        """Minimise cost·v over the MILP (HiGHS's dual bound is what the caller may trust)."""
+        out = self._solve(cost_full, time_limit, "on")
+        if out["status"] == "infeasible":  # never true (a witness exists): presolve numerics, retry
+            out = self._solve(cost_full, time_limit, "off")
+            out["retried"] = True
+        return out
+
+    def _solve(self, cost: np.ndarray, time_limit: float | None, presolve: str) -> dict[str, Any]:
+        hp, h = self.hp, self.h
+        h.setOptionValue("presolve", presolve)
+        h.setOptionValue("time_limit", float(max(time_limit, 1e-3)) if time_limit is not None else float("inf"))
+        h.changeColsCost(self.idx.size, self.idx, np.asarray(cost, dtype=np.float64))
+        h.run()
+        ms = h.getModelStatus()
+        info = h.getInfo()
+        out: dict[str, Any] = {"status": "error", "value": np.nan, "bound": -np.inf, "gap": np.nan, "x": None}
+        nodes = int(info.mip_node_count)
+        out["nodes"] = max(nodes, 0)
+        if ms == hp.HighsModelStatus.kOptimal:
+            out["status"] = "optimal"
+        elif ms == hp.HighsModelStatus.kTimeLimit:
+            out["status"] = "time_limit"
+        elif ms == hp.HighsModelStatus.kInfeasible:
+            out["status"] = "infeasible"
+        else:
+            out["status"] = h.modelStatusToString(ms)
+        val = float(info.objective_function_value)
+        b = float(info.mip_dual_bound)
+        if out["status"] in ("optimal", "time_limit"):
+            # the dual bound of a minimisation never exceeds the incumbent beyond round-off
+            if np.isfinite(b) and not (np.isfinite(val) and b > val + 1e-9 * (1 + abs(val))):
+                out["bound"] = b
+            out["gap"] = float(info.mip_gap)
+        sol = h.getSolution()
+        if sol.value_valid and out["status"] in ("optimal", "time_limit"):
+            x = np.asarray(sol.col_value, dtype=np.float64)
+            if np.all(np.isfinite(x)):
+                out["x"] = x[self.model.x_cols]
+                out["value"] = val
+        h.clearSolver()
+        return out
+
+
 def method_milp(
     orig: FNN,
     comp: FNN,
@@ -159,13 +258,24 @@ def method_milp(
     delta_cuts: bool = True,
     n_samples: int = 64,
     seed: int = 0,
+    compact: bool = False,
+    backend: str = "cvxpy",
+    atol: float | None = None,
+    rtol: float | None = None,
 ) -> Discrepancy:
     """δ̃ = max_x |Φ1(x) − Φ2(x)|∞ over ``box`` by big-M MILP (see the module docstring).
 
     ``mode="all"`` solves min and max of every output (exact per-output intervals);
     ``mode="max"`` only what δ_max needs. Status ``exact`` (with ``delta_max``) when every MILP
     that was needed finished optimally within the time limit, else ``bounded``.
+
+    ``compact=True`` builds the model with stable neurons substituted away (:mod:`compact`),
+    ``backend="highs"`` hands it to highspy directly instead of cvxpy. With ``atol``/``rtol`` (mode ``max``) an objective is settled
+    once its bound is within ``max(atol, rtol·best)`` of the best witness, the resolution the
+    ``exact`` method promises, instead of the solver's own tolerance.
     """
+    if backend not in ("cvxpy", "highs"):
+        raise ValueError(f"backend must be 'cvxpy' or 'highs', not {backend!r}")
     if mode not in ("all", "max"):
         raise ValueError(f"mode must be 'all' or 'max', not {mode!r}")
     t0 = time.perf_counter()
@@ -176,7 +286,9 @@ def method_milp(
 
     net, pre, delta = merged_pre_bounds(orig, comp, box.lower, box.upper)
     deltas = delta if delta_cuts else None
-    lp = lp_bounds_merged(net, box.lower, box.upper, pre, box.A, box.c, delta_bounds=deltas, time_limit=left())
+    lp = lp_bounds_merged(
+        net, box.lower, box.upper, pre, box.A, box.c, delta_bounds=deltas, time_limit=left(), compact=compact
+    )
     lo_b = np.maximum(lp.lower, pre[-1][0])
     hi_b = np.minimum(lp.upper, pre[-1][1])
     hi_b = np.maximum(hi_b, lo_b)
@@ -189,15 +301,25 @@ def method_milp(
             bounds = list(pre[:-1]) + [(lo_b, hi_b)]
         else:
             bounds = [(lo - 10 * tol * (1 + np.abs(lo)), hi + 10 * tol * (1 + np.abs(hi))) for lo, hi in pre]
-        return build_relaxation(
-            net, box.lower, box.upper, bounds, box.A, box.c, deltas if lvl == 0 else None, integer=True
-        )
+        build = build_compact if compact else build_relaxation
+        return build(net, box.lower, box.upper, bounds, box.A, box.c, deltas if lvl == 0 else None, integer=True)
+
+    def slack() -> float:
+        """How far above the best witness an objective may stay and still count as settled."""
+        if atol is None and rtol is None:
+            return 0.0
+        return max(atol or 0.0, (rtol or 0.0) * best)
+
+    def make_solver(mdl: LPModel) -> Any:
+        if backend == "highs":
+            return _HighsMILP(mdl, tol, 0.5 * slack() if slack() > 0 else None)
+        return _CvxpyMILP(mdl, tol)
 
     level = 0
     model = _milp_model(0)
     no_binaries = model.integer_cols.size == 0
     # with no unstable ReLU the network is linear on the box and the (rigorous) LP is exact
-    solver = None if no_binaries else _CvxpyMILP(model, tol)
+    solver = None if no_binaries else make_solver(model)
 
     # objectives: (output, sense) with sense +1 = maximise, −1 = minimise; largest LP bound first
     objs = [(k, s) for k in range(m) for s in (1, -1)]
@@ -214,7 +336,7 @@ def method_milp(
         lp_side = side_of((k, s))
         if solver is None:
             break
-        if mode == "max" and lp_side <= best:
+        if mode == "max" and lp_side <= best + slack():
             skipped.append((k, s))
             continue
         rem = left()
@@ -223,7 +345,7 @@ def method_milp(
                 timed_out = True
                 break
             # an even share of what is left among the objectives that still need a MILP
-            pending = [o for o in objs[idx:] if not (mode == "max" and side_of(o) <= best)]
+            pending = [o for o in objs[idx:] if not (mode == "max" and side_of(o) <= best + slack())]
             rem = rem / max(1, len(pending))
         cost = np.zeros(model.n_cols)
         cost[model.y_cols[k]] = -float(s)  # minimise −y for the max, y for the min
@@ -235,7 +357,7 @@ def method_milp(
             # 10·tol·(1 + |bound|) and uses the differential output bounds; both only loosen.
             level += 1
             model = _milp_model(level)
-            solver = _CvxpyMILP(model, tol)
+            solver = make_solver(model)
             cost = np.zeros(model.n_cols)
             cost[model.y_cols[k]] = -float(s)
             rem2 = left()
@@ -302,7 +424,8 @@ def method_milp(
         stats={
             "time": time.perf_counter() - t0,
             "method": "milp",
-            "backend": _version(),
+            "backend": _version(backend),
+            "formulation": "compact" if compact else "full",
             "milps": len(solved),
             "skipped": len(skipped),
             "binaries": int(model.integer_cols.size),
@@ -315,13 +438,15 @@ def method_milp(
     )
 
 
-def _version() -> str:
-    import cvxpy
-
+def _version(backend: str = "cvxpy") -> str:
     try:
         from importlib.metadata import version
 
         hv = version("highspy")
     except Exception:  # pragma: no cover
         hv = "?"
+    if backend == "highs":
+        return f"HiGHS (highspy {hv}, direct)"
+    import cvxpy
+
     return f"cvxpy {cvxpy.__version__} / HiGHS (highspy {hv})"

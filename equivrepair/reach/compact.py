@@ -1,0 +1,226 @@
+"""The compact LP / big-M MILP of a merged network: stable neurons substituted away.
+
+:func:`equivrepair.reach.lp.build_relaxation` gives every neuron a pre-activation and an
+activation column. Around an MNIST image with a few pixel values of freedom almost every neuron
+is stable, and those columns only carry the 784 × width dense first layer from row to row, so
+the model is large (~1,700 columns, ~180,000 non-zeros for 3 × 100) while only a few dozen
+neurons make it non-linear. Here each stable neuron is replaced by its affine expression in the
+remaining columns (a stably active neuron *is* its pre-activation, an inactive one is 0), so
+columns are the inputs x, and per *needed* neuron its pre-activation z (with an equality row
+z = expression), activation a and, for the MILP, a binary δ. A neuron is needed when it is
+unstable, or when it is the twin (same index in the other network of a same-architecture pair)
+of an unstable neuron, so that the difference cuts of the differential analysis (dl <= z1 − z2
+<= du and the Lipschitz chords on a1 − a2) can be stated on columns. The outputs y = Φ1 − Φ2 get
+columns and equality rows as in the full model, so an :class:`LPModel` comes out and every
+solver wrapper of :mod:`lp` and :mod:`milp` works on it unchanged.
+
+The substitution is exact in real arithmetic; in float64 the composed coefficients carry a
+relative round-off of about (depth · width) · 2^-53 of Σ|W||E|, far below the solvers'
+feasibility tolerance (1e-7) that the MILP tolerance already covers. LP bounds computed on this
+model with :func:`lp.safe_lower_bound` are rigorous for the model as built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..nets.ir import FNN
+from .bounds import FP_REL
+from .lp import LPModel, _Builder, _interval, _lipschitz_cuts
+
+
+@dataclass
+class CompactModel(LPModel):
+    """An :class:`LPModel` that remembers which neuron each column stands for.
+
+    ``neurons[i] = (idx, zcols, acols, dcols)`` for hidden layer i: the needed neurons and their
+    pre-activation, activation and binary columns (−1 where a neuron has none).
+    """
+
+    neurons: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+
+
+def _dense_rows(b: _Builder, M: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
+    """Rows M v in [lo, hi] over the first M.shape[1] columns (M dense; zeros dropped)."""
+    r, c = np.nonzero(M)
+    b.add_rows(r, c, M[r, c], lo, hi)
+
+
+def build_compact(
+    net: FNN,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    pre_bounds: list[tuple[np.ndarray, np.ndarray]],
+    A: np.ndarray | None = None,
+    c: np.ndarray | None = None,
+    delta_bounds: list[tuple[np.ndarray, np.ndarray]] | None = None,
+    integer: bool = True,
+) -> LPModel:
+    """The big-M MILP (``integer=True``) or triangle LP of ``net`` with stable neurons eliminated.
+
+    Same arguments and meaning as :func:`lp.build_relaxation` (hidden ReLU layers, a linear last
+    layer, sound pre-activation bounds per hidden layer and optionally for the output).
+    """
+    lo = np.asarray(lo, dtype=np.float64)
+    hi = np.asarray(hi, dtype=np.float64)
+    layers = net.layers
+    if any(layer.activation != "relu" for layer in layers[:-1]) or layers[-1].activation != "linear":
+        raise ValueError("the compact model needs ReLU hidden layers and a linear output layer")
+    n_hidden = len(layers) - 1
+    if len(pre_bounds) < n_hidden:
+        raise ValueError(f"need pre-activation bounds for {n_hidden} hidden layers, got {len(pre_bounds)}")
+    b = _Builder()
+    x_cols = b.add_cols(lo, hi)
+    # E v + e is the affine expression of each neuron of the previous layer over the columns so far
+    E = np.eye(lo.size)
+    e = np.zeros(lo.size)
+    prev_lo, prev_hi = lo, hi
+    int_cols: list[np.ndarray] = []
+    n_unstable = 0
+    neurons: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    for i in range(n_hidden):
+        W, bias = layers[i].W, layers[i].b
+        zl = np.asarray(pre_bounds[i][0], dtype=np.float64)
+        zu = np.asarray(pre_bounds[i][1], dtype=np.float64)
+        il, iu = _interval(W, bias, prev_lo, prev_hi)
+        zl, zu = np.maximum(zl, il), np.minimum(zu, iu)
+        zu = np.maximum(zu, zl)
+        n = zl.size
+        Z = W @ E
+        zc = W @ e + bias
+        active = zl >= 0.0
+        unstable = (zl < 0.0) & (zu > 0.0)
+        n_unstable += int(unstable.sum())
+        pairs = delta_bounds is not None and i < len(delta_bounds) and n % 2 == 0
+        if pairs:
+            dl = np.asarray(delta_bounds[i][0], dtype=np.float64)
+            du = np.asarray(delta_bounds[i][1], dtype=np.float64)
+            pairs = dl.size == n // 2
+        needed = unstable.copy()
+        if pairs:
+            s = n // 2
+            twin = unstable[:s] | unstable[s:]
+            needed[:s] |= twin
+            needed[s:] |= twin
+        k = np.flatnonzero(needed)
+        # pre-activation columns of the needed neurons: z − Z v = zc
+        zcol = np.full(n, -1)
+        acol = np.full(n, -1)
+        if k.size:
+            zcol[k] = b.add_cols(zl[k], zu[k])
+            ncols_before = Z.shape[1]
+            M = np.zeros((k.size, b.n_cols))
+            M[:, :ncols_before] = -Z[k]
+            M[np.arange(k.size), zcol[k]] = 1.0
+            _dense_rows(b, M, zc[k], zc[k])
+        ku = np.flatnonzero(unstable)
+        dcol = np.full(n, -1)
+        if ku.size:
+            acol[ku] = b.add_cols(np.zeros(ku.size), np.maximum(zu[ku], 0.0))
+            d = _unstable_rows(b, zcol[ku], acol[ku], zl[ku], zu[ku], integer, int_cols)
+            if d is not None:
+                dcol[ku] = d
+        # twins that are stable still need an activation column for the cuts
+        ka = np.flatnonzero(needed & active)
+        acol[ka] = zcol[ka]
+        kd = np.flatnonzero(needed & ~active & ~unstable)
+        if kd.size:
+            acol[kd] = b.add_cols(np.zeros(kd.size), np.zeros(kd.size))
+        if pairs:
+            s = n // 2
+            tol = 1e-9 * (1.0 + np.abs(dl) + np.abs(du))
+            useful = needed[:s] & ((dl > zl[:s] - zu[s:] + tol) | (du < zu[:s] - zl[s:] - tol))
+            ku2 = np.flatnonzero(useful)
+            if ku2.size:
+                r = np.arange(ku2.size)
+                ones = np.ones(ku2.size)
+                b.add_rows(
+                    np.concatenate([r, r]),
+                    np.concatenate([zcol[ku2], zcol[s + ku2]]),
+                    np.concatenate([ones, -ones]),
+                    dl[ku2],
+                    du[ku2],
+                )
+            _lipschitz_cuts(b, zcol[:s], zcol[s:], acol[:s], acol[s:], unstable[:s] | unstable[s:], dl, du)
+        # the expressions of this layer's activations over all columns so far
+        E_new = np.zeros((n, b.n_cols))
+        e_new = np.zeros(n)
+        plain = active & ~needed
+        E_new[plain, : Z.shape[1]] = Z[plain]
+        e_new[plain] = zc[plain]
+        kk = np.flatnonzero(needed & (active | unstable))
+        E_new[kk, acol[kk]] = 1.0
+        E, e = E_new, e_new
+        neurons.append((k, zcol, acol, dcol))
+        prev_lo, prev_hi = np.maximum(zl, 0.0), np.maximum(zu, 0.0)
+    W, bias = layers[-1].W, layers[-1].b
+    yl, yu = _interval(W, bias, prev_lo, prev_hi)
+    if len(pre_bounds) > n_hidden:
+        yl = np.maximum(yl, np.asarray(pre_bounds[n_hidden][0], dtype=np.float64))
+        yu = np.minimum(yu, np.asarray(pre_bounds[n_hidden][1], dtype=np.float64))
+        yu = np.maximum(yu, yl)
+    m = yl.size
+    Y = W @ E
+    yc = W @ e + bias
+    y = b.add_cols(yl, yu)
+    M = np.zeros((m, b.n_cols))
+    M[:, : Y.shape[1]] = -Y
+    M[np.arange(m), y] = 1.0
+    _dense_rows(b, M, yc, yc)
+    if A is not None:
+        A = np.atleast_2d(np.asarray(A, dtype=np.float64))
+        cc = np.asarray(c, dtype=np.float64).ravel()
+        M = np.zeros((A.shape[0], b.n_cols))
+        M[:, x_cols] = A
+        _dense_rows(b, M, np.full(cc.size, -np.inf), cc)
+    Am, rl, ru, cl, cu = b.build()
+    ints = np.concatenate(int_cols) if int_cols else np.zeros(0, dtype=int)
+    return CompactModel(Am, rl, ru, cl, cu, x_cols, y, ints, n_unstable, neurons)
+
+
+def _unstable_rows(
+    b: _Builder,
+    z: np.ndarray,
+    a: np.ndarray,
+    lk: np.ndarray,
+    uk: np.ndarray,
+    integer: bool,
+    int_cols: list[np.ndarray],
+) -> np.ndarray | None:
+    """a >= z plus the big-M rows (binary δ) or the triangle's upper chord, for unstable neurons.
+
+    Returns the binary columns (None for the LP)."""
+    k = z.size
+    r = np.arange(k)
+    ones = np.ones(k)
+    b.add_rows(
+        np.concatenate([r, r]), np.concatenate([a, z]), np.concatenate([ones, -ones]), np.zeros(k), np.full(k, np.inf)
+    )
+    if integer:
+        d = b.add_cols(np.zeros(k), np.ones(k))
+        int_cols.append(d)
+        # a − z − l δ <= −l  and  a − u δ <= 0
+        b.add_rows(
+            np.concatenate([r, r, r]),
+            np.concatenate([a, z, d]),
+            np.concatenate([ones, -ones, -lk]),
+            np.full(k, -np.inf),
+            -lk,
+        )
+        b.add_rows(
+            np.concatenate([r, r]),
+            np.concatenate([a, d]),
+            np.concatenate([ones, -uk]),
+            np.full(k, -np.inf),
+            np.zeros(k),
+        )
+        return d
+    else:
+        lam = uk / (uk - lk)
+        rhs = -lam * lk + FP_REL * (np.abs(lam * lk) + np.abs(uk))
+        b.add_rows(
+            np.concatenate([r, r]), np.concatenate([a, z]), np.concatenate([ones, -lam]), np.full(k, -np.inf), rhs
+        )
+        return None

@@ -1,0 +1,102 @@
+"""The compact LP/MILP (stable neurons substituted away) against the full formulation.
+
+The compact model is an exact reformulation, so its MILP optimum must equal the full model's (and
+the cvxpy MILP's) and contain every sampled value; its LP may lose only the difference cuts of
+pairs where both neurons are stable, so it is never tighter than the full LP. Ground truth is
+sampling and the independent formulations; no number is copied into a test.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from equivrepair.reach.api import HIGH_DIM, evaluate
+from equivrepair.reach.bounds import merged_pre_bounds
+from equivrepair.reach.compact import build_compact
+from equivrepair.reach.lp import build_relaxation, lp_bounds_merged
+from equivrepair.reach.milp import method_milp
+from equivrepair.spec.sets import Box
+from tests.test_bounds import KINDS, make_pair
+
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _sampled_max(orig, comp, box: Box, n: int = 20000, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(box.lower, box.upper, size=(n, box.dim))
+    return np.abs(orig.forward(x) - comp.forward(x)).max(axis=0)
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10_000), kind=st.sampled_from(KINDS), radius=st.floats(0.05, 1.0))
+def test_compact_lp_contains_samples_and_is_no_tighter_than_full(seed: int, kind: str, radius: float) -> None:
+    orig, comp = make_pair(seed, kind)
+    box = Box(-radius * np.ones(orig.n_inputs), radius * np.ones(orig.n_inputs))
+    net, pre, delta = merged_pre_bounds(orig, comp, box.lower, box.upper)
+    full = lp_bounds_merged(net, box.lower, box.upper, pre, delta_bounds=delta)
+    comp_lp = lp_bounds_merged(net, box.lower, box.upper, pre, delta_bounds=delta, compact=True)
+    x = np.random.default_rng(seed).uniform(box.lower, box.upper, size=(2000, box.dim))
+    d = orig.forward(x) - comp.forward(x)
+    tol = 1e-7 * (1.0 + np.abs(d).max())
+    assert np.all(d.max(axis=0) <= comp_lp.upper + tol)
+    assert np.all(d.min(axis=0) >= comp_lp.lower - tol)
+    assert np.all(comp_lp.upper >= full.upper - 1e-6 * (1 + np.abs(full.upper)))
+    assert np.all(comp_lp.lower <= full.lower + 1e-6 * (1 + np.abs(full.lower)))
+
+
+@pytest.mark.parametrize("kind", ["perturbed", "rounded", "wider", "deeper"])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_compact_milp_agrees_with_full_cvxpy_milp(kind: str, seed: int) -> None:
+    orig, comp = make_pair(seed, kind)
+    box = Box(-np.ones(orig.n_inputs), np.ones(orig.n_inputs))
+    full = method_milp(orig, comp, box, time_limit=60)
+    fast = method_milp(orig, comp, box, time_limit=60, compact=True, backend="highs")
+    assert full.status == fast.status == "exact"
+    tol = 1e-5 * (1.0 + full.upper)
+    assert abs(full.upper - fast.upper) <= tol
+    np.testing.assert_allclose(fast.per_output, full.per_output, atol=tol)
+    smax = _sampled_max(orig, comp, box)
+    assert smax.max() <= fast.upper + 1e-9
+    w = fast.witness
+    assert np.isclose(np.abs(orig.forward(w) - comp.forward(w)).max(), fast.lower, rtol=0, atol=1e-12)
+    assert fast.upper - fast.lower <= tol
+    assert fast.stats["formulation"] == "compact" and "direct" in fast.stats["backend"]
+
+
+def test_compact_model_has_columns_only_for_needed_neurons() -> None:
+    orig, comp = make_pair(5, "rounded")
+    box = Box(-0.3 * np.ones(orig.n_inputs), 0.3 * np.ones(orig.n_inputs))
+    net, pre, delta = merged_pre_bounds(orig, comp, box.lower, box.upper)
+    full = build_relaxation(net, box.lower, box.upper, pre, None, None, delta, integer=True)
+    small = build_compact(net, box.lower, box.upper, pre, None, None, delta, integer=True)
+    assert small.integer_cols.size == full.integer_cols.size == full.n_unstable
+    assert small.n_cols <= full.n_cols
+    unstable = sum(int(((lo < 0) & (hi > 0)).sum()) for lo, hi in pre[:-1])
+    # per needed neuron at most z, a and a binary; plus the inputs and the outputs
+    assert small.n_cols <= box.dim + 3 * 2 * unstable + net.n_outputs
+
+
+def test_high_dimensional_exact_runs_the_compact_milp_and_is_sound() -> None:
+    from equivrepair.nets.ir import FNN, random_fnn
+
+    n = HIGH_DIM + 14
+    orig = random_fnn([n, 12, 10, 3], seed=4)
+    ws = [np.round(layer.W * 64) / 64 for layer in orig.layers]
+    comp = FNN.from_arrays(ws, [layer.b for layer in orig.layers])
+    rng = np.random.default_rng(0)
+    c = rng.uniform(-1, 1, n)
+    box = Box(c - 0.05, c + 0.05)
+    res = evaluate(orig, comp, box, method="exact", time_limit=60)
+    ref = method_milp(orig, comp, box, time_limit=60, mode="max")
+    assert res.status == "exact" and ref.status == "exact"
+    assert res.stats["formulation"] == "compact"
+    smax = _sampled_max(orig, comp, box, n=50000).max()
+    assert smax <= res.upper + 1e-9
+    assert abs(res.delta_max - ref.delta_max) <= max(1e-6, 1e-4 * ref.delta_max) + 1e-6 * (1 + ref.delta_max)
+    # the witness is a real input whose discrepancy is the reported lower bound
+    w = res.witness
+    assert np.all(w >= box.lower) and np.all(w <= box.upper)
+    assert np.isclose(np.abs(orig.forward(w) - comp.forward(w)).max(), res.lower, rtol=0, atol=1e-12)
