@@ -21,15 +21,16 @@ Perturbations (each pixel's domain is [0, 255] raw, or [0, 1] in unit scale):
          rng.choice(784, size=k, replace=False). Both pairs use the same pixels.
 
 Per instance two questions are answered and recorded:
-  exact    evaluate(..., method="exact", time_limit=--timeout, mode="max"): δ_max = max_x |Φ1 − Φ2|∞
-           with status exact, or bounds [lower, upper] (status bounded) at the time limit. With
-           more than 16 free inputs the engine runs the big-M MILP; otherwise input-splitting BaB.
-  decide   ε = --epsilon (default 1): is |Φ1 − Φ2|∞ < ε on the box? A cascade of sound methods,
-           cheapest first: differential bounds → (``--decide-only``: LP relaxation, no time limit;
-           otherwise) the exact run above. It stops at
-           the first stage whose upper < ε (equivalent) or whose witness reaches ε (not
-           equivalent); its time is the sum of the stages run (the exact stage counts the time of
-           the exact run).
+  exact    evaluate(..., method="exact", time_limit=--timeout): δ_max = max_x |Φ1 − Φ2|∞ to
+           max(1e-6, 1e-4·δ), with status exact, or bounds [lower, upper] (status bounded) at the
+           time limit. With more than 16 free inputs the engine runs the compact big-M MILP
+           (highspy); otherwise input-splitting BaB.
+  decide   ε = --epsilon (default 1): is |Φ1 − Φ2|∞ < ε on the box? The differential bound
+           first; if it does not settle it, ``check(..., epsilon, time_limit=--timeout)``, which on
+           more than 16 free inputs runs the compact MILP in decision mode (objectives whose LP
+           bound is under ε skipped, every MILP stopped once its bound is under ε or an incumbent
+           reaches ε) and otherwise the input-splitting BaB. The time is the sum of both stages.
+           ``--decide-only`` skips the exact δ_max run.
 
     python benchmarks/mnist_local.py --nets 3x100 --images 20 --p 1 2 3 --k 3 15 27 --timeout 30
     python benchmarks/mnist_local.py --report benchmarks/results/mnist_local_*.json
@@ -60,7 +61,7 @@ from equivrepair.data.mnist import load_mnist  # noqa: E402
 from equivrepair.nets.ir import FNN  # noqa: E402
 from equivrepair.nets.nnet_io import load_nnet  # noqa: E402
 from equivrepair.nets.onnx_io import load_onnx  # noqa: E402
-from equivrepair.reach.api import evaluate  # noqa: E402
+from equivrepair.reach.api import check, evaluate  # noqa: E402
 from equivrepair.spec.sets import Box  # noqa: E402
 
 NETS = ("3x100", "256x4")
@@ -132,39 +133,35 @@ def run_instance(
     use_differential: bool = False,
 ) -> dict:
     row: dict = {}
-    # decision cascade, cheap sound stages first
-    dec_time = 0.0
-    verdict = None
+    # the ε decision: the differential bound (cheap, sound), then check(), which on many free
+    # inputs runs the compact MILP and stops as soon as ε is settled
     stages = []
-    # the LP stage has no time limit in the engine (method="lp"); with an exact run to follow it is
-    # redundant (the MILP starts from the same LP bounds, under the time limit), so only decide-only runs use it
-    for m in ("differential", "lp") if decide_only else ("differential",):
+    t0 = time.perf_counter()
+    r = evaluate(orig, comp, box, method="differential")
+    t = time.perf_counter() - t0
+    stages.append({"method": "differential", "lower": r.lower, "upper": r.upper, "time": t})
+    dec_time = t
+    verdict = _decided(r.lower, r.upper, eps)
+    if verdict is None:
         t0 = time.perf_counter()
-        try:
-            r = evaluate(orig, comp, box, method=m)
-            lo, up = r.lower, r.upper
-        except Exception as exc:  # record and go on
-            lo, up = 0.0, float("inf")
-            stages.append({"method": m, "error": repr(exc)})
+        d = check(orig, comp, box, eps, time_limit=timeout)
         t = time.perf_counter() - t0
         dec_time += t
-        stages.append({"method": m, "lower": lo, "upper": up, "time": t})
-        verdict = _decided(lo, up, eps)
-        if verdict:
-            break
-    if decide_only:  # no exact run: the cascade stops at the LP stage
-        lo = max(st.get("lower", 0.0) for st in stages)
-        up = min(st.get("upper", float("inf")) for st in stages)
+        verdict = d.verdict
+        stages.append({"method": "check", "lower": d.lower, "upper": d.upper, "time": t})
+    row.update(decision=verdict, decision_time=dec_time, decision_method=stages[-1]["method"], stages=stages)
+    if decide_only:
+        # the decision stage's sound bounds (not resolved to δ_max)
+        lo = max(st["lower"] for st in stages)
+        up = min(st["upper"] for st in stages)
         row.update(status="skipped", delta_max=None, lower=lo, upper=up, time=0.0, engine=None)
-        row.update(decision=verdict or "unknown", decision_time=dec_time, decision_method=stages[-1]["method"])
-        row["stages"] = stages
         return row
-    # exact δ_max (and the last decision stage)
+    # exact δ_max
     t0 = time.perf_counter()
     opts = {}
     if use_differential and int(np.sum(box.upper > box.lower)) <= 16:  # input-splitting BaB only
         opts["use_differential"] = True
-    res = evaluate(orig, comp, box, method="exact", time_limit=timeout, mode="max", **opts)
+    res = evaluate(orig, comp, box, method="exact", time_limit=timeout, **opts)
     t = time.perf_counter() - t0
     st = res.stats
     row.update(
@@ -181,11 +178,6 @@ def run_instance(
         branches=st.get("branches"),
         message=res.message,
     )
-    if verdict is None:
-        dec_time += t
-        verdict = _decided(res.lower, res.upper, eps) or "unknown"
-        stages.append({"method": "exact", "lower": res.lower, "upper": res.upper, "time": t})
-    row.update(decision=verdict, decision_time=dec_time, decision_method=stages[-1]["method"], stages=stages)
     return row
 
 
@@ -200,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=60.0, help="time limit of the exact run per instance (s)")
     ap.add_argument("--epsilon", type=float, default=1.0)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "mnist_local.json"))
-    ap.add_argument("--decide-only", action="store_true", help="skip the exact run (ε decision by bounds only)")
+    ap.add_argument("--decide-only", action="store_true", help="skip the exact δ_max run (ε decision only)")
     ap.add_argument(
         "--use-differential",
         action="store_true",
@@ -255,10 +247,10 @@ def main(argv: list[str] | None = None) -> int:
                     run_instance(orig, comp, box, args.timeout, args.epsilon, args.decide_only, args.use_differential)
                 )
                 rows.append(row)
-                dm = f"{row['delta_max']:.5g}" if row["delta_max"] is not None else "-"
+                dm, lo, up = (f"{row[k]:.5g}" if row[k] is not None else "-" for k in ("delta_max", "lower", "upper"))
                 print(
-                    f"{name:>6} {kind}={val:<3} {i:>4} {row['status']:>8} {dm:>10} {row['lower']:9.5g} "
-                    f"{row['upper']:9.5g} {row['time']:7.2f} {row['engine']!s:>5} {row['decision']:>14} "
+                    f"{name:>6} {kind}={val:<3} {i:>4} {row['status']:>8} {dm:>10} {lo:>9} "
+                    f"{up:>9} {row['time']:7.2f} {row['engine']!s:>5} {row['decision']:>14} "
                     f"{row['decision_time']:6.2f}",
                     flush=True,
                 )

@@ -100,3 +100,27 @@ def test_high_dimensional_exact_runs_the_compact_milp_and_is_sound() -> None:
     w = res.witness
     assert np.all(w >= box.lower) and np.all(w <= box.upper)
     assert np.isclose(np.abs(orig.forward(w) - comp.forward(w)).max(), res.lower, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("factor", [0.5, 0.98, 1.02, 2.0])
+def test_high_dimensional_check_decides_like_the_exact_delta(factor: float) -> None:
+    from equivrepair.nets.ir import FNN, random_fnn
+    from equivrepair.reach.api import check
+
+    n = HIGH_DIM + 10
+    orig = random_fnn([n, 10, 8, 3], seed=11)
+    comp = FNN.from_arrays([np.round(layer.W * 32) / 32 for layer in orig.layers], [layer.b for layer in orig.layers])
+    c = np.random.default_rng(1).uniform(-1, 1, n)
+    box = Box(c - 0.05, c + 0.05)
+    ref = method_milp(orig, comp, box, time_limit=60, mode="max")
+    assert ref.status == "exact"
+    eps = factor * ref.delta_max
+    dec = check(orig, comp, box, eps, time_limit=60)
+    if factor < 1:
+        assert dec.verdict == "not_equivalent"
+        x = dec.counterexample
+        assert np.all(x >= box.lower) and np.all(x <= box.upper)
+        assert np.abs(orig.forward(x) - comp.forward(x)).max() >= eps
+    else:
+        assert dec.verdict == "equivalent"
+        assert dec.upper < eps

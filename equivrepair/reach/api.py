@@ -413,6 +413,14 @@ def check(
         k = int(np.argmax(r.lower))
         x = r.witnesses[k]
         stats = dict(r.stats, method="exact")
+    elif method == "exact" and len(outputs) == orig.n_outputs:
+        # many free inputs or a constrained set: the compact MILP, stopped once ε is settled
+        from .milp import method_milp
+
+        opts = dict(compact=True, backend="highs", mode="decide", epsilon=epsilon)
+        opts.update(options)
+        d = method_milp(orig, comp, input_set, time_limit=time_limit, **opts)
+        lower, upper, x, stats = d.lower, d.upper, d.witness, dict(d.stats, method="exact")
     else:
         d = evaluate(orig, comp, input_set, method=method, time_limit=time_limit, outputs=outputs, **options)
         lower, upper, x, stats = d.lower, d.upper, d.witness, dict(d.stats)

@@ -202,9 +202,25 @@ class _HighsMILP:
         h.passModel(lp)
         self.h = h
         self.idx = np.arange(model.n_cols, dtype=np.int32)
+        self.stop: tuple[float, float] | None = None
+        h.cbMipInterrupt.subscribe(self._interrupt)
 
-    def solve(self, cost_full: np.ndarray, time_limit: float | None) -> dict[str, Any]:
-        """Minimise cost·v over the MILP (HiGHS's dual bound is what the caller may trust)."""
+    def _interrupt(self, event: Any) -> None:
+        """Stop as soon as the dual bound reaches stop[0] or an incumbent reaches stop[1]."""
+        out = event.data_out
+        # the flag lives on in HiGHS between runs, so it is written every time
+        stop = self.stop is not None and (out.mip_dual_bound >= self.stop[0] or out.mip_primal_bound <= self.stop[1])
+        event.interrupt(bool(stop))
+
+    def solve(
+        self, cost_full: np.ndarray, time_limit: float | None, stop: tuple[float, float] | None = None
+    ) -> dict[str, Any]:
+        """Minimise cost·v over the MILP (HiGHS's dual bound is what the caller may trust).
+
+        ``stop = (dual, primal)``: interrupt once the dual bound is >= dual (the minimum is known
+        to be at least that) or an incumbent is <= primal (a solution that good exists); the
+        status is then ``interrupted`` with the bound and incumbent at that moment."""
+        self.stop = stop
         out = self._solve(cost_full, time_limit, "on")
         if out["status"] == "infeasible":  # never true (a witness exists): presolve numerics, retry
             out = self._solve(cost_full, time_limit, "off")
@@ -228,17 +244,19 @@ class _HighsMILP:
             out["status"] = "time_limit"
         elif ms == hp.HighsModelStatus.kInfeasible:
             out["status"] = "infeasible"
+        elif ms == hp.HighsModelStatus.kInterrupt:
+            out["status"] = "interrupted"
         else:
             out["status"] = h.modelStatusToString(ms)
         val = float(info.objective_function_value)
         b = float(info.mip_dual_bound)
-        if out["status"] in ("optimal", "time_limit"):
+        if out["status"] in ("optimal", "time_limit", "interrupted"):
             # the dual bound of a minimisation never exceeds the incumbent beyond round-off
             if np.isfinite(b) and not (np.isfinite(val) and b > val + 1e-9 * (1 + abs(val))):
                 out["bound"] = b
             out["gap"] = float(info.mip_gap)
         sol = h.getSolution()
-        if sol.value_valid and out["status"] in ("optimal", "time_limit"):
+        if sol.value_valid and out["status"] in ("optimal", "time_limit", "interrupted"):
             x = np.asarray(sol.col_value, dtype=np.float64)
             if np.all(np.isfinite(x)):
                 out["x"] = x[self.model.x_cols]
@@ -262,6 +280,7 @@ def method_milp(
     backend: str = "cvxpy",
     atol: float | None = None,
     rtol: float | None = None,
+    epsilon: float | None = None,
 ) -> Discrepancy:
     """δ̃ = max_x |Φ1(x) − Φ2(x)|∞ over ``box`` by big-M MILP (see the module docstring).
 
@@ -273,11 +292,18 @@ def method_milp(
     ``backend="highs"`` hands it to highspy directly instead of cvxpy. With ``atol``/``rtol`` (mode ``max``) an objective is settled
     once its bound is within ``max(atol, rtol·best)`` of the best witness, the resolution the
     ``exact`` method promises, instead of the solver's own tolerance.
+
+    ``mode="decide"`` (with ``epsilon``) only settles whether |Φ1 − Φ2|∞ < ε: objectives whose
+    LP bound is below ε are skipped, every MILP stops once its bound is below ε or an incumbent
+    reaches ε (highspy backend), and the run stops at the first witness >= ε. The result is
+    ``bounded``; :func:`equivrepair.reach.api.check` reads the decision off lower and upper.
     """
     if backend not in ("cvxpy", "highs"):
         raise ValueError(f"backend must be 'cvxpy' or 'highs', not {backend!r}")
-    if mode not in ("all", "max"):
-        raise ValueError(f"mode must be 'all' or 'max', not {mode!r}")
+    if mode not in ("all", "max", "decide"):
+        raise ValueError(f"mode must be 'all', 'max' or 'decide', not {mode!r}")
+    if mode == "decide" and (epsilon is None or not epsilon > 0):
+        raise ValueError(f"mode 'decide' needs a positive epsilon, got {epsilon!r}")
     t0 = time.perf_counter()
     box.check_dim(orig.n_inputs)
 
@@ -332,11 +358,17 @@ def method_milp(
     def side_of(o: tuple[int, int]) -> float:
         return float(hi_b[o[0]] if o[1] > 0 else -lo_b[o[0]])
 
+    def settled(o: tuple[int, int]) -> bool:
+        if mode == "max":
+            return side_of(o) <= best + slack()
+        if mode == "decide":
+            return side_of(o) < epsilon
+        return False
+
     for idx, (k, s) in enumerate(objs):
-        lp_side = side_of((k, s))
-        if solver is None:
+        if solver is None or (mode == "decide" and best >= epsilon):
             break
-        if mode == "max" and lp_side <= best + slack():
+        if settled((k, s)):
             skipped.append((k, s))
             continue
         rem = left()
@@ -345,11 +377,15 @@ def method_milp(
                 timed_out = True
                 break
             # an even share of what is left among the objectives that still need a MILP
-            pending = [o for o in objs[idx:] if not (mode == "max" and side_of(o) <= best + slack())]
+            pending = [o for o in objs[idx:] if not settled(o)]
             rem = rem / max(1, len(pending))
         cost = np.zeros(model.n_cols)
         cost[model.y_cols[k]] = -float(s)  # minimise −y for the max, y for the min
-        r = solver.solve(cost, rem)
+        if mode == "decide" and backend == "highs":
+            # settled once the bound (after the tolerance added below) is under ε, or s·y_k >= ε
+            r = solver.solve(cost, rem, (-(epsilon - tol) / (1.0 + tol) + 1e-12 * (1.0 + epsilon), -epsilon))
+        else:
+            r = solver.solve(cost, rem)
         while r["status"] == "infeasible" and level < 2:
             # still "infeasible" without presolve: a feasible model (the box is not empty) beyond
             # HiGHS's MIP numerics — bounds of ~1e-7 next to activations of ~1e+1 (16-bit pairs).
@@ -363,7 +399,7 @@ def method_milp(
             rem2 = left()
             r = solver.solve(cost, None if rem2 is None else rem2 / max(1, len(objs) - idx))
         solved[(k, s)] = r
-        if r["status"] != "optimal":
+        if r["status"] not in ("optimal", "interrupted"):
             timed_out = timed_out or r["status"] == "time_limit"
         bound = r["bound"]  # lower bound of min(−s·y_k)
         if np.isfinite(bound):
