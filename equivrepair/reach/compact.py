@@ -27,8 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..nets.ir import FNN
-from .bounds import FP_REL
-from .lp import LPModel, _Builder, _interval, _lipschitz_cuts
+from .lp import LPModel, _Builder, _interval, difference_cuts, unstable_rows
 
 
 @dataclass
@@ -119,7 +118,7 @@ def build_compact(
         dcol = np.full(n, -1)
         if ku.size:
             acol[ku] = b.add_cols(np.zeros(ku.size), np.maximum(zu[ku], 0.0))
-            d = _unstable_rows(b, zcol[ku], acol[ku], zl[ku], zu[ku], integer, int_cols)
+            d = unstable_rows(b, zcol[ku], acol[ku], zl[ku], zu[ku], integer, int_cols)
             if d is not None:
                 dcol[ku] = d
         # twins that are stable still need an activation column for the cuts
@@ -129,21 +128,8 @@ def build_compact(
         if kd.size:
             acol[kd] = b.add_cols(np.zeros(kd.size), np.zeros(kd.size))
         if pairs:
-            s = n // 2
-            tol = 1e-9 * (1.0 + np.abs(dl) + np.abs(du))
-            useful = needed[:s] & ((dl > zl[:s] - zu[s:] + tol) | (du < zu[:s] - zl[s:] - tol))
-            ku2 = np.flatnonzero(useful)
-            if ku2.size:
-                r = np.arange(ku2.size)
-                ones = np.ones(ku2.size)
-                b.add_rows(
-                    np.concatenate([r, r]),
-                    np.concatenate([zcol[ku2], zcol[s + ku2]]),
-                    np.concatenate([ones, -ones]),
-                    dl[ku2],
-                    du[ku2],
-                )
-            _lipschitz_cuts(b, zcol[:s], zcol[s:], acol[:s], acol[s:], unstable[:s] | unstable[s:], dl, du)
+            half = n // 2
+            difference_cuts(b, zcol, acol, zl, zu, unstable, dl, du, needed[:half])
         # the expressions of this layer's activations over all columns so far
         E_new = np.zeros((n, b.n_cols))
         e_new = np.zeros(n)
@@ -178,49 +164,3 @@ def build_compact(
     Am, rl, ru, cl, cu = b.build()
     ints = np.concatenate(int_cols) if int_cols else np.zeros(0, dtype=int)
     return CompactModel(Am, rl, ru, cl, cu, x_cols, y, ints, n_unstable, neurons)
-
-
-def _unstable_rows(
-    b: _Builder,
-    z: np.ndarray,
-    a: np.ndarray,
-    lk: np.ndarray,
-    uk: np.ndarray,
-    integer: bool,
-    int_cols: list[np.ndarray],
-) -> np.ndarray | None:
-    """a >= z plus the big-M rows (binary δ) or the triangle's upper chord, for unstable neurons.
-
-    Returns the binary columns (None for the LP)."""
-    k = z.size
-    r = np.arange(k)
-    ones = np.ones(k)
-    b.add_rows(
-        np.concatenate([r, r]), np.concatenate([a, z]), np.concatenate([ones, -ones]), np.zeros(k), np.full(k, np.inf)
-    )
-    if integer:
-        d = b.add_cols(np.zeros(k), np.ones(k))
-        int_cols.append(d)
-        # a − z − l δ <= −l  and  a − u δ <= 0
-        b.add_rows(
-            np.concatenate([r, r, r]),
-            np.concatenate([a, z, d]),
-            np.concatenate([ones, -ones, -lk]),
-            np.full(k, -np.inf),
-            -lk,
-        )
-        b.add_rows(
-            np.concatenate([r, r]),
-            np.concatenate([a, d]),
-            np.concatenate([ones, -uk]),
-            np.full(k, -np.inf),
-            np.zeros(k),
-        )
-        return d
-    else:
-        lam = uk / (uk - lk)
-        rhs = -lam * lk + FP_REL * (np.abs(lam * lk) + np.abs(uk))
-        b.add_rows(
-            np.concatenate([r, r]), np.concatenate([a, z]), np.concatenate([ones, -lam]), np.full(k, -np.inf), rhs
-        )
-        return None

@@ -171,67 +171,12 @@ def build_relaxation(
         k = np.nonzero(unstable)[0]
         n_unstable += k.size
         if k.size:
-            r = np.arange(k.size)
-            ones = np.ones(k.size)
-            # a − z >= 0
-            b.add_rows(
-                np.concatenate([r, r]),
-                np.concatenate([a[k], z[k]]),
-                np.concatenate([ones, -ones]),
-                np.zeros(k.size),
-                np.full(k.size, np.inf),
-            )
-            lk, uk = zl[k], zu[k]
-            if integer:
-                d = b.add_cols(np.zeros(k.size), np.ones(k.size))
-                int_cols.append(d)
-                # a − z − zl δ <= −zl
-                b.add_rows(
-                    np.concatenate([r, r, r]),
-                    np.concatenate([a[k], z[k], d]),
-                    np.concatenate([ones, -ones, -lk]),
-                    np.full(k.size, -np.inf),
-                    -lk,
-                )
-                # a − zu δ <= 0
-                b.add_rows(
-                    np.concatenate([r, r]),
-                    np.concatenate([a[k], d]),
-                    np.concatenate([ones, -uk]),
-                    np.full(k.size, -np.inf),
-                    np.zeros(k.size),
-                )
-            else:
-                lam = uk / (uk - lk)
-                rhs = -lam * lk + FP_REL * (np.abs(lam * lk) + np.abs(uk))
-                # a − λ z <= −λ zl
-                b.add_rows(
-                    np.concatenate([r, r]),
-                    np.concatenate([a[k], z[k]]),
-                    np.concatenate([ones, -lam]),
-                    np.full(k.size, -np.inf),
-                    rhs,
-                )
+            unstable_rows(b, z[k], a[k], zl[k], zu[k], integer, int_cols)
         if delta_bounds is not None and i < len(delta_bounds) and n % 2 == 0:
             dl = np.asarray(delta_bounds[i][0], dtype=np.float64)
             du = np.asarray(delta_bounds[i][1], dtype=np.float64)
-            s = n // 2
-            if dl.size == s:
-                # only the cuts that say more than the individual bounds do
-                tol = 1e-9 * (1.0 + np.abs(dl) + np.abs(du))
-                useful = (dl > zl[:s] - zu[s:] + tol) | (du < zu[:s] - zl[s:] - tol)
-                k = np.nonzero(useful)[0]
-                if k.size:
-                    r = np.arange(k.size)
-                    ones = np.ones(k.size)
-                    b.add_rows(
-                        np.concatenate([r, r]),
-                        np.concatenate([z[k], z[s + k]]),
-                        np.concatenate([ones, -ones]),
-                        dl[k],
-                        du[k],
-                    )
-                _lipschitz_cuts(b, z[:s], z[s:], a[:s], a[s:], unstable[:s] | unstable[s:], dl, du)
+            if dl.size == n // 2:
+                difference_cuts(b, z, a, zl, zu, unstable, dl, du, np.ones(n // 2, dtype=bool))
         prev_cols, prev_lo, prev_hi = a, al, au
     W, bias = layers[-1].W, layers[-1].b
     yl, yu = _interval(W, bias, prev_lo, prev_hi)
@@ -249,6 +194,104 @@ def build_relaxation(
     Am, rl, ru, cl, cu = b.build()
     ints = np.concatenate(int_cols) if int_cols else np.zeros(0, dtype=int)
     return LPModel(Am, rl, ru, cl, cu, x_cols, y, ints, n_unstable)
+
+
+def unstable_rows(
+    b: _Builder,
+    z: np.ndarray,
+    a: np.ndarray,
+    lk: np.ndarray,
+    uk: np.ndarray,
+    integer: bool,
+    int_cols: list[np.ndarray],
+) -> np.ndarray | None:
+    """Rows of unstable ReLUs (columns z, a): a >= z, plus the big-M rows with a new binary δ
+    (a − z − l δ <= −l, a − u δ <= 0) or the triangle's chord a − λ z <= −λ l. Returns the δ
+    columns (None for the LP)."""
+    k = z.size
+    r = np.arange(k)
+    ones = np.ones(k)
+    b.add_rows(
+        np.concatenate([r, r]), np.concatenate([a, z]), np.concatenate([ones, -ones]), np.zeros(k), np.full(k, np.inf)
+    )
+    if integer:
+        d = b.add_cols(np.zeros(k), np.ones(k))
+        int_cols.append(d)
+        b.add_rows(
+            np.concatenate([r, r, r]),
+            np.concatenate([a, z, d]),
+            np.concatenate([ones, -ones, -lk]),
+            np.full(k, -np.inf),
+            -lk,
+        )
+        b.add_rows(
+            np.concatenate([r, r]),
+            np.concatenate([a, d]),
+            np.concatenate([ones, -uk]),
+            np.full(k, -np.inf),
+            np.zeros(k),
+        )
+        return d
+    lam = uk / (uk - lk)
+    rhs = -lam * lk + FP_REL * (np.abs(lam * lk) + np.abs(uk))
+    b.add_rows(np.concatenate([r, r]), np.concatenate([a, z]), np.concatenate([ones, -lam]), np.full(k, -np.inf), rhs)
+    return None
+
+
+def difference_cuts(
+    b: _Builder,
+    z: np.ndarray,
+    a: np.ndarray,
+    zl: np.ndarray,
+    zu: np.ndarray,
+    unstable: np.ndarray,
+    dl: np.ndarray,
+    du: np.ndarray,
+    where: np.ndarray,
+) -> None:
+    """The differential analysis's bounds as rows on a merged layer of 2s neurons (columns z, a):
+    dl <= z1 − z2 <= du where that says more than the separate bounds (pairs in ``where``), and
+    the Lipschitz chords on a1 − a2 where either ReLU is unstable."""
+    s = dl.size
+    tol = 1e-9 * (1.0 + np.abs(dl) + np.abs(du))
+    useful = where & ((dl > zl[:s] - zu[s:] + tol) | (du < zu[:s] - zl[s:] - tol))
+    k = np.nonzero(useful)[0]
+    if k.size:
+        r = np.arange(k.size)
+        ones = np.ones(k.size)
+        b.add_rows(
+            np.concatenate([r, r]), np.concatenate([z[k], z[s + k]]), np.concatenate([ones, -ones]), dl[k], du[k]
+        )
+    _lipschitz_cuts(b, z[:s], z[s:], a[:s], a[s:], unstable[:s] | unstable[s:], dl, du)
+
+
+def highs_model(model: LPModel, integer: bool = False) -> Any:
+    """A ``highspy.Highs`` holding ``model`` (zero costs; integrality of its binaries if asked)."""
+    import highspy
+
+    lp = highspy.HighsLp()
+    lp.num_col_ = model.n_cols
+    lp.num_row_ = model.n_rows
+    lp.col_cost_ = np.zeros(model.n_cols)
+    lp.col_lower_ = model.col_lower
+    lp.col_upper_ = model.col_upper
+    inf = highspy.kHighsInf
+    lp.row_lower_ = np.where(np.isfinite(model.row_lower), model.row_lower, -inf)
+    lp.row_upper_ = np.where(np.isfinite(model.row_upper), model.row_upper, inf)
+    A = model.A.tocsc()
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = A.indptr
+    lp.a_matrix_.index_ = A.indices
+    lp.a_matrix_.value_ = A.data
+    if integer:
+        integ = [highspy.HighsVarType.kContinuous] * model.n_cols
+        for k in model.integer_cols:
+            integ[int(k)] = highspy.HighsVarType.kInteger
+        lp.integrality_ = integ
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.passModel(lp)
+    return h
 
 
 def _lipschitz_cuts(
@@ -443,8 +486,7 @@ class _HighsLP:
 
         self.hp = highspy
         self.t0, self.time_limit = t0, time_limit
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
+        h = highs_model(model)
         # HiGHS presolve wrongly declares some of these LPs infeasible (tiny difference bounds
         # next to large activations); the models are small, so solve them without presolve and
         # retry once with presolve if the simplex run itself fails.
@@ -452,20 +494,6 @@ class _HighsLP:
         # only the objective changes between solves, so the last basis stays primal feasible:
         # primal simplex restarts from it (measured 5x fewer iterations than dual on MNIST balls)
         h.setOptionValue("simplex_strategy", 4)
-        lp = highspy.HighsLp()
-        lp.num_col_ = model.n_cols
-        lp.num_row_ = model.n_rows
-        lp.col_cost_ = np.zeros(model.n_cols)
-        lp.col_lower_ = model.col_lower
-        lp.col_upper_ = model.col_upper
-        inf = highspy.kHighsInf
-        lp.row_lower_ = np.where(np.isfinite(model.row_lower), model.row_lower, -inf)
-        lp.row_upper_ = np.where(np.isfinite(model.row_upper), model.row_upper, inf)
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_ = model.A.indptr
-        lp.a_matrix_.index_ = model.A.indices
-        lp.a_matrix_.value_ = model.A.data
-        h.passModel(lp)
         self.h = h
         self.n = model.n_cols
         self.idx = np.arange(model.n_cols, dtype=np.int32)

@@ -30,7 +30,7 @@ from ..nets.ir import FNN
 from ..spec.sets import Box
 from .bounds import best_witness, default_candidates, merged_pre_bounds
 from .compact import build_compact
-from .lp import LPModel, build_relaxation, lp_bounds_merged
+from .lp import LPModel, build_relaxation, highs_model, lp_bounds_merged
 from .result import Discrepancy
 
 
@@ -162,8 +162,7 @@ class _HighsMILP:
 
         self.hp = highspy
         self.model = model
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
+        h = highs_model(model, integer=True)
         h.setOptionValue("threads", 1)
         for key, val in (
             ("mip_rel_gap", 1e-9),
@@ -181,25 +180,6 @@ class _HighsMILP:
             "mip_heuristic_run_feasibility_jump",
         ):
             h.setOptionValue(key, False)
-        lp = highspy.HighsLp()
-        lp.num_col_ = model.n_cols
-        lp.num_row_ = model.n_rows
-        lp.col_cost_ = np.zeros(model.n_cols)
-        lp.col_lower_ = model.col_lower
-        lp.col_upper_ = model.col_upper
-        inf = highspy.kHighsInf
-        lp.row_lower_ = np.where(np.isfinite(model.row_lower), model.row_lower, -inf)
-        lp.row_upper_ = np.where(np.isfinite(model.row_upper), model.row_upper, inf)
-        A = model.A.tocsc()
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_ = A.indptr
-        lp.a_matrix_.index_ = A.indices
-        lp.a_matrix_.value_ = A.data
-        integ = [highspy.HighsVarType.kContinuous] * model.n_cols
-        for k in model.integer_cols:
-            integ[int(k)] = highspy.HighsVarType.kInteger
-        lp.integrality_ = integ
-        h.passModel(lp)
         self.h = h
         self.idx = np.arange(model.n_cols, dtype=np.int32)
         self.stop: tuple[float, float] | None = None
