@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..nets.ir import FNN
-from .lp import LPModel, _Builder, _interval, difference_cuts, unstable_rows
+from .lp import LPModel, _Builder, check_merged, difference_cuts, layer_bounds, unstable_rows
 
 
 @dataclass
@@ -65,11 +65,7 @@ def build_compact(
     lo = np.asarray(lo, dtype=np.float64)
     hi = np.asarray(hi, dtype=np.float64)
     layers = net.layers
-    if any(layer.activation != "relu" for layer in layers[:-1]) or layers[-1].activation != "linear":
-        raise ValueError("the compact model needs ReLU hidden layers and a linear output layer")
-    n_hidden = len(layers) - 1
-    if len(pre_bounds) < n_hidden:
-        raise ValueError(f"need pre-activation bounds for {n_hidden} hidden layers, got {len(pre_bounds)}")
+    n_hidden = check_merged(net, pre_bounds)
     b = _Builder()
     x_cols = b.add_cols(lo, hi)
     # E v + e is the affine expression of each neuron of the previous layer over the columns so far
@@ -81,11 +77,7 @@ def build_compact(
     neurons: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     for i in range(n_hidden):
         W, bias = layers[i].W, layers[i].b
-        zl = np.asarray(pre_bounds[i][0], dtype=np.float64)
-        zu = np.asarray(pre_bounds[i][1], dtype=np.float64)
-        il, iu = _interval(W, bias, prev_lo, prev_hi)
-        zl, zu = np.maximum(zl, il), np.minimum(zu, iu)
-        zu = np.maximum(zu, zl)
+        zl, zu = layer_bounds(W, bias, pre_bounds[i], prev_lo, prev_hi)
         n = zl.size
         Z = W @ E
         zc = W @ e + bias
@@ -142,11 +134,7 @@ def build_compact(
         neurons.append((k, zcol, acol, dcol))
         prev_lo, prev_hi = np.maximum(zl, 0.0), np.maximum(zu, 0.0)
     W, bias = layers[-1].W, layers[-1].b
-    yl, yu = _interval(W, bias, prev_lo, prev_hi)
-    if len(pre_bounds) > n_hidden:
-        yl = np.maximum(yl, np.asarray(pre_bounds[n_hidden][0], dtype=np.float64))
-        yu = np.minimum(yu, np.asarray(pre_bounds[n_hidden][1], dtype=np.float64))
-        yu = np.maximum(yu, yl)
+    yl, yu = layer_bounds(W, bias, pre_bounds[n_hidden] if len(pre_bounds) > n_hidden else None, prev_lo, prev_hi)
     m = yl.size
     Y = W @ E
     yc = W @ e + bias

@@ -110,6 +110,34 @@ class _Builder:
         return A, cat(self.rl), cat(self.ru), cat(self.col_lo), cat(self.col_hi)
 
 
+def check_merged(net: FNN, pre_bounds: list[tuple[np.ndarray, np.ndarray]]) -> int:
+    """Number of hidden layers, after checking ``net`` has ReLU hidden layers, a linear output
+    layer, and a pre-activation bound for each hidden layer."""
+    layers = net.layers
+    if any(layer.activation != "relu" for layer in layers[:-1]) or layers[-1].activation != "linear":
+        raise ValueError("the LP needs ReLU hidden layers and a linear output layer (normalise/merge first)")
+    n_hidden = len(layers) - 1
+    if len(pre_bounds) < n_hidden:
+        raise ValueError(f"need pre-activation bounds for {n_hidden} hidden layers, got {len(pre_bounds)}")
+    return n_hidden
+
+
+def layer_bounds(
+    W: np.ndarray,
+    bias: np.ndarray,
+    given: tuple[np.ndarray, np.ndarray] | None,
+    prev_lo: np.ndarray,
+    prev_hi: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``given`` bounds of W a + b intersected with the interval image of a ∈ [prev_lo, prev_hi]
+    (valid too, and always finite); a round-off crossing is widened, never narrowed."""
+    zl, zu = _interval(W, bias, prev_lo, prev_hi)
+    if given is not None:
+        zl = np.maximum(zl, np.asarray(given[0], dtype=np.float64))
+        zu = np.minimum(zu, np.asarray(given[1], dtype=np.float64))
+    return zl, np.maximum(zu, zl)
+
+
 def build_relaxation(
     net: FNN,
     lo: np.ndarray,
@@ -131,11 +159,7 @@ def build_relaxation(
     lo = np.asarray(lo, dtype=np.float64)
     hi = np.asarray(hi, dtype=np.float64)
     layers = net.layers
-    if any(layer.activation != "relu" for layer in layers[:-1]) or layers[-1].activation != "linear":
-        raise ValueError("the LP needs ReLU hidden layers and a linear output layer (normalise/merge first)")
-    n_hidden = len(layers) - 1
-    if len(pre_bounds) < n_hidden:
-        raise ValueError(f"need pre-activation bounds for {n_hidden} hidden layers, got {len(pre_bounds)}")
+    n_hidden = check_merged(net, pre_bounds)
     b = _Builder()
     x_cols = b.add_cols(lo, hi)
     prev_cols, prev_lo, prev_hi = x_cols, lo, hi
@@ -143,12 +167,7 @@ def build_relaxation(
     n_unstable = 0
     for i in range(n_hidden):
         W, bias = layers[i].W, layers[i].b
-        zl = np.asarray(pre_bounds[i][0], dtype=np.float64)
-        zu = np.asarray(pre_bounds[i][1], dtype=np.float64)
-        # the interval image of the previous layer's bounds is valid too (and keeps everything finite)
-        il, iu = _interval(W, bias, prev_lo, prev_hi)
-        zl, zu = np.maximum(zl, il), np.minimum(zu, iu)
-        zu = np.maximum(zu, zl)  # guard against round-off crossing (sound: widens)
+        zl, zu = layer_bounds(W, bias, pre_bounds[i], prev_lo, prev_hi)
         n = zl.size
         z = b.add_cols(zl, zu)
         al, au = np.maximum(zl, 0.0), np.maximum(zu, 0.0)
@@ -179,11 +198,7 @@ def build_relaxation(
                 difference_cuts(b, z, a, zl, zu, unstable, dl, du, np.ones(n // 2, dtype=bool))
         prev_cols, prev_lo, prev_hi = a, al, au
     W, bias = layers[-1].W, layers[-1].b
-    yl, yu = _interval(W, bias, prev_lo, prev_hi)
-    if len(pre_bounds) > n_hidden:
-        yl = np.maximum(yl, np.asarray(pre_bounds[n_hidden][0], dtype=np.float64))
-        yu = np.minimum(yu, np.asarray(pre_bounds[n_hidden][1], dtype=np.float64))
-        yu = np.maximum(yu, yl)
+    yl, yu = layer_bounds(W, bias, pre_bounds[n_hidden] if len(pre_bounds) > n_hidden else None, prev_lo, prev_hi)
     m = yl.size
     y = b.add_cols(yl, yu)
     b.add_dense_rows(np.hstack([np.eye(m), -W]), np.concatenate([y, prev_cols]), bias, bias)
