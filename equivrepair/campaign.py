@@ -13,9 +13,17 @@
 * Jobs run on Dask distributed: a ``LocalCluster(n_workers=N, threads_per_worker=1,
   processes=True)`` on one machine, or an existing scheduler (``scheduler="tcp://host:8786"``;
   the workers need ``equivrepair`` installed and the files at the same paths).
-* Per-job time limits go to :func:`equivrepair.reach.api.check` / ``evaluate`` as ``time_limit``
-  (they return the bounds found so far, verdict ``unknown``). The limit is cooperative: a job is
-  not killed from outside.
+* Per-job time limits are enforced twice. The cooperative limit goes to
+  :func:`equivrepair.reach.api.check` / ``evaluate`` as ``time_limit`` (what is left of the job's
+  limit after loading the networks): the engine returns the bounds found so far (status
+  ``bounded``, verdict ``unknown``). The hard backstop: a job with a limit runs in a helper process
+  (one per worker thread, started once and reused), which the worker kills when the job is still
+  running ``grace`` seconds after its limit (default ``2 s + 10 %`` of the limit, see
+  :func:`default_grace`); the job is then stored with status ``timeout`` and no bounds, and a
+  fresh helper takes the next job. A job's ``time`` is measured from the moment the helper
+  received it (helper start-up, about a second once per worker thread, is recorded apart as
+  ``helper_start``), so ``time <= limit + grace`` plus the milliseconds a kill takes.
+  ``hard_limit=False`` (CLI ``--no-hard-limit``) runs jobs inside the worker, cooperatively only.
 """
 
 from __future__ import annotations
@@ -25,9 +33,12 @@ import hashlib
 import json
 import math
 import os
+import queue
 import socket
 import sqlite3
+import subprocess
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
@@ -46,6 +57,7 @@ __all__ = [
     "job_key",
     "run_job",
     "run_campaign",
+    "default_grace",
 ]
 
 SCHEMA_VERSION = 1
@@ -183,7 +195,12 @@ def _load_net(path: str, raw_inputs: bool):
     return load_network(path)
 
 
+_IN_HELPER = False  # set in helper processes, which need no Dask import
+
+
 def _worker_name() -> str:
+    if _IN_HELPER:
+        return f"{socket.gethostname()}:{os.getpid()}"
     try:
         from distributed import get_worker
 
@@ -192,10 +209,64 @@ def _worker_name() -> str:
         return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def default_grace(limit: float) -> float:
+    """Seconds a job may run past its limit before its helper process is killed: 2 s + 10 % of the limit."""
+    return 2.0 + 0.1 * float(limit)
+
+
 def run_job(spec: dict[str, Any]) -> dict[str, Any]:
-    """Run one job (on a worker); returns a JSON-ready record, with ``status == "error"`` on failure."""
+    """Run one job (on a worker); returns a JSON-ready record, with ``status == "error"`` on failure.
+
+    A job with a ``timeout`` runs in this thread's helper process and is killed ``grace`` seconds
+    (``spec["grace"]``, default :func:`default_grace`) after its limit, giving status ``timeout``;
+    ``spec["hard_limit"] = False`` runs it here, with the cooperative limit only.
+    """
+    tmo = spec.get("timeout")
+    if tmo is None or not spec.get("hard_limit", True):
+        return _run_job_here(spec)
+    grace = spec.get("grace")
+    grace = default_grace(tmo) if grace is None else float(grace)
+    rec: dict[str, Any] = {
+        "key": spec.get("key"),
+        "worker": _worker_name(),
+        "pid": os.getpid(),
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+    }
+    try:
+        helper, t_start = _helper()
+        rec["helper_pid"] = helper.proc.pid
+        if t_start is not None:
+            rec["helper_start"] = t_start
+        t0 = time.perf_counter()
+        out = helper.run(dict(spec, started_wall=time.time()), deadline=t0 + float(tmo) + grace)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a stored result
+        out, t0 = None, time.perf_counter()
+        rec.update(status="error", verdict=None, error=f"helper process: {type(exc).__name__}: {exc}")
+    else:
+        if out is None:  # killed at the deadline
+            rec.update(
+                status="timeout",
+                verdict=None,
+                lower=None,
+                upper=None,
+                delta_max=None,
+                message=f"killed {float(tmo) + grace:.3g} s after it started (limit {float(tmo):g} s + grace {grace:.3g} s)",
+            )
+        else:
+            for k in ("key", "worker", "pid", "started_at", "time", "finished_at"):
+                out.pop(k, None)
+            rec.update(out)
+    rec["hard_limit"] = float(tmo) + grace
+    rec["time"] = time.perf_counter() - t0
+    rec["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return rec
+
+
+def _run_job_here(spec: dict[str, Any]) -> dict[str, Any]:
     from .spec.sets import load_input_set
 
+    if spec.get("timeout") is not None and spec.get("started_wall") is None:
+        spec = dict(spec, started_wall=time.time())
     t0 = time.perf_counter()
     rec: dict[str, Any] = {
         "key": spec.get("key"),
@@ -221,12 +292,104 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
     return rec
 
 
+# -- the helper process: runs jobs one at a time for one worker thread; killed at a job's deadline
+_HELPER_START_TIMEOUT = 120.0
+_local = threading.local()
+
+
+class _Helper:
+    def __init__(self) -> None:
+        cmd = [sys.executable, "-m", "equivrepair.campaign", "--helper", str(os.getpid())]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+        self.lines: queue.Queue[bytes] = queue.Queue()
+        threading.Thread(target=self._read, args=(self.proc.stdout, self.lines), daemon=True).start()
+        line = self._next(time.perf_counter() + _HELPER_START_TIMEOUT)
+        if line is None or line.strip() != b"ready":
+            self.kill()
+            raise RuntimeError(f"the helper process did not start (exit code {self.proc.poll()})")
+
+    @staticmethod
+    def _read(stream: Any, lines: queue.Queue[bytes]) -> None:
+        for line in iter(stream.readline, b""):
+            lines.put(line)
+        lines.put(b"")  # EOF
+
+    def _next(self, deadline: float) -> bytes | None:
+        try:
+            return self.lines.get(timeout=max(0.0, deadline - time.perf_counter()))
+        except queue.Empty:
+            return None
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def run(self, spec: dict[str, Any], deadline: float) -> dict[str, Any] | None:
+        """The job's record, or None when it was still running at ``deadline`` (the helper is then killed)."""
+        self.proc.stdin.write((json.dumps(spec) + "\n").encode())
+        self.proc.stdin.flush()
+        line = self._next(deadline)
+        if line is None:
+            self.kill()
+            return None
+        if line == b"":
+            code = self.proc.wait()
+            raise RuntimeError(f"the helper process died during the job (exit code {code})")
+        return json.loads(line)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+def _helper() -> tuple[_Helper, float | None]:
+    """This thread's helper process, started when there is none alive; (helper, start-up seconds or None)."""
+    h = getattr(_local, "helper", None)
+    if h is not None and h.alive():
+        return h, None
+    t0 = time.perf_counter()
+    h = _local.helper = _Helper()
+    return h, time.perf_counter() - t0
+
+
+def _helper_main(parent_pid: int) -> None:
+    """``python -m equivrepair.campaign --helper PID``: run job specs read from stdin, one JSON record per line."""
+
+    def watch_parent() -> None:  # a killed worker takes its helper along
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(0)
+            time.sleep(0.5)
+
+    threading.Thread(target=watch_parent, daemon=True).start()
+    proto = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # whatever else writes to stdout goes to stderr
+    global _IN_HELPER
+    _IN_HELPER = True
+    # imported before the first job's clock starts
+    from .nets import load, nnet_io, onnx_io  # noqa: F401
+    from .reach import api, bounds  # noqa: F401
+    from .spec import sets  # noqa: F401
+
+    proto.write("ready\n")
+    proto.flush()
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        rec = _run_job_here(json.loads(line))
+        proto.write(json.dumps(rec, default=str) + "\n")
+        proto.flush()
+
+
 def _solve(orig, comp, box, spec: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
     from .reach.api import check, evaluate
 
     eps, method, tmo = spec.get("epsilon"), spec.get("method", "exact"), spec.get("timeout")
+    if tmo is not None and spec.get("started_wall") is not None:
+        # the job's limit covers loading the networks too; at least 5 % of it is left to the engine
+        tmo = max(float(tmo) - (time.time() - float(spec["started_wall"])), 0.05 * float(tmo))
     out: dict[str, Any] = {}
     if eps is not None and not spec.get("intervals"):
         dec = check(orig, comp, box, eps, method=method, time_limit=tmo)
@@ -250,15 +413,9 @@ def _solve(orig, comp, box, spec: dict[str, Any]) -> dict[str, Any]:
             verdict = "equivalent"
         else:
             verdict = "unknown"
-    if d.witness is not None:
-        res["witness_delta"] = (orig.forward(d.witness) - comp.forward(d.witness)).tolist()
-    if d.stars:
-        from .report import project_stars
+    from .report import plot_data
 
-        try:
-            res["projection"] = project_stars(d.stars, box, per_output=d.per_output)
-        except Exception as exc:  # noqa: BLE001 - a failed plot must not lose the result
-            res["projection_error"] = f"{type(exc).__name__}: {exc}"
+    res.update(plot_data(d, orig, comp, box))
     out.update(
         status=d.status,
         verdict=verdict,
@@ -406,6 +563,7 @@ class CampaignSummary:
     skipped: int = 0  # already in the store
     ran: int = 0  # results stored by this run
     errors: int = 0  # of which status "error"
+    timeouts: int = 0  # of which status "timeout" (killed at limit + grace)
     duplicates: int = 0  # rows of the CSV that repeat another row's key
     wall: float = 0.0
     workers: int | None = None
@@ -428,9 +586,8 @@ class CampaignSummary:
         where = self.scheduler or f"LocalCluster({self.workers} workers)"
         return (
             f"campaign on {where}: {self.jobs} jobs, {self.skipped} already stored, {self.ran} run now "
-            f"({self.errors} errors) in {self.wall:.1f} s = {self.throughput:.2f} jobs/s"
-            + ("; INTERRUPTED" if self.interrupted else "")
-            + f"\n  outcomes: {v}"
+            f"({self.errors} errors, {self.timeouts} killed at the hard limit) in {self.wall:.1f} s "
+            f"= {self.throughput:.2f} jobs/s" + ("; INTERRUPTED" if self.interrupted else "") + f"\n  outcomes: {v}"
         )
 
 
@@ -511,6 +668,8 @@ def run_campaign(
     retry_errors: bool = False,
     retries: int = 0,
     on_result: Callable[[dict[str, Any], Any], None] | None = None,
+    hard_limit: bool = True,
+    grace: float | None = None,
 ) -> CampaignSummary:
     """Run every job not yet in the store and store each result as it arrives.
 
@@ -521,8 +680,12 @@ def run_campaign(
     of a job whose task raised (jobs catch their own errors, so this matters only for failures
     outside the job, e.g. a worker that keeps dying). ``on_result(record, client)`` is called in
     the main process after each result is committed. Ctrl-C (or SIGTERM in the CLI) stops the
-    run; everything stored so far stays.
+    run; everything stored so far stays. ``hard_limit``: jobs with a time limit run in a helper
+    process killed ``grace`` seconds after the limit (default :func:`default_grace`: 2 s + 10 %
+    of the limit) and are stored with status ``timeout``; False: cooperative limit only.
     """
+    if grace is not None and not (math.isfinite(grace) and grace >= 0):
+        raise InputSetError(f"grace must be a non-negative number of seconds, got {grace}")
     store = db if isinstance(db, ResultStore) else ResultStore(db)
     summary = CampaignSummary(
         workers=None if (client is not None or scheduler) else workers,
@@ -557,7 +720,7 @@ def run_campaign(
 
             futures = {}
             for k, job in todo.items():
-                spec = dict(job.spec(), key=k)
+                spec = dict(job.spec(), key=k, hard_limit=hard_limit, grace=grace)
                 fut = client.submit(run_job, spec, key=f"equivrepair-job-{k[:32]}", pure=False, retries=retries)
                 futures[fut] = k
             for fut in as_completed(list(futures)):
@@ -577,6 +740,7 @@ def run_campaign(
                 if store.add(job, k, rec):
                     summary.ran += 1
                     summary.errors += rec.get("status") == "error"
+                    summary.timeouts += rec.get("status") == "timeout"
                     v = rec.get("verdict") or rec.get("status") or "?"
                     summary.verdicts[v] = summary.verdicts.get(v, 0) + 1
                 bar.update(rec)
@@ -597,3 +761,13 @@ def run_campaign(
             if not isinstance(db, ResultStore):
                 store.close()
     return summary
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--helper":
+        _helper_main(int(sys.argv[2]))
+    else:
+        print(
+            "usage: python -m equivrepair.campaign --helper PARENT_PID (started by campaign workers)", file=sys.stderr
+        )
+        sys.exit(3)

@@ -34,6 +34,7 @@ __all__ = [
     "load_results",
     "entry_from_result",
     "project_stars",
+    "repair_figure",
     "build_report",
     "write_report",
 ]
@@ -92,6 +93,21 @@ def _support_points(
         h.run()
         if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
             out.append(np.array(h.getSolution().col_value))
+    return out
+
+
+def plot_data(res: Any, orig: Any, comp: Any, box: Any) -> dict[str, Any]:
+    """What a report plots beyond the bounds of a :class:`Discrepancy`: Φ1 − Φ2 at the witness
+    and, when star enumeration kept its stars, their 2-D projection (a failed projection is
+    recorded as ``projection_error`` and loses nothing else)."""
+    out: dict[str, Any] = {}
+    if res.witness is not None:
+        out["witness_delta"] = (orig.forward(res.witness) - comp.forward(res.witness)).tolist()
+    if getattr(res, "stars", None):
+        try:
+            out["projection"] = project_stars(res.stars, box, per_output=res.per_output)
+        except Exception as exc:  # noqa: BLE001 - a failed plot must not lose the result
+            out["projection_error"] = f"{type(exc).__name__}: {exc}"
     return out
 
 
@@ -197,6 +213,10 @@ class Entry:
     witness_delta: list[float] | None = None
     projection: dict[str, Any] | None = None
     rounds: list[dict[str, Any]] | None = None
+    runs: dict[str, list[dict[str, Any]]] | None = None  # repair: run label (e.g. "α=2") -> round records
+    repair: dict[str, Any] | None = None  # repair: per-run summaries, test accuracies, settings
+    orig_sha256: str | None = None
+    comp_sha256: str | None = None
     error: str | None = None
     message: str = ""
     source: str = ""
@@ -260,19 +280,33 @@ def entry_from_result(d: dict[str, Any], source: str = "") -> Entry | None:
             witness=w.get("x"),
             witness_output=w.get("output"),
             witness_delta=w.get("delta"),
+            orig_sha256=_sha(nets.get("orig")),
+            comp_sha256=_sha(nets.get("comp")),
             source=source,
             kind="certificate",
         )
+    if d.get("command") == "repair" or (
+        isinstance(d.get("runs"), dict) and any(isinstance(r, dict) and "rounds" in r for r in d["runs"].values())
+    ):
+        return _repair_report_entry(d, source)
     rkey = next((k for k in ("rounds", "history", "iterations") if isinstance(d.get(k), list)), None)
     if rkey is not None and (rkey == "rounds" or any(isinstance(r, dict) for r in d[rkey])):
         rounds = [r for r in d[rkey] if isinstance(r, dict)]
+        cfg = d.get("config") if isinstance(d.get("config"), dict) else {}
+        alpha = _f(cfg.get("alpha"))
+        label = f"α={alpha:g}" if alpha is not None else "run"
+        summary = _run_summary(label, d, rounds)
         return Entry(
             orig=_name(d.get("orig") or d.get("original")),
             comp=_name(d.get("comp") or d.get("compressed")),
             input_set=str(d.get("input_set") or "")[:80] if not isinstance(d.get("input_set"), dict) else "",
-            method="repair",
-            status=str(d.get("status") or f"{len(rounds)} rounds"),
+            method=_repair_method(cfg),
+            status=str(d.get("status") or d.get("reason") or f"{len(rounds)} rounds"),
             rounds=rounds,
+            runs={label: rounds},
+            repair={"runs": [summary]},
+            orig_sha256=_sha(d.get("orig") or d.get("original")),
+            comp_sha256=_sha(d.get("comp") or d.get("compressed")),
             source=source,
             kind="repair",
         )
@@ -304,12 +338,165 @@ def entry_from_result(d: dict[str, Any], source: str = "") -> Entry | None:
             witness_output=d.get("witness_output"),
             witness_delta=d.get("witness_delta"),
             projection=d.get("projection"),
+            orig_sha256=_sha(d.get("orig")),
+            comp_sha256=_sha(d.get("comp")),
             message=str(d.get("message") or ""),
             error=d.get("error"),
             source=source,
         )
         return r
     return None
+
+
+# --------------------------------------------------------------------------------------------
+# repair runs: `equivrepair repair --report` output, single runs (RepairResult.to_json()),
+# round logs (<log dir>/run.json + log.jsonl)
+# --------------------------------------------------------------------------------------------
+def _sha(v: Any) -> str | None:
+    return v.get("sha256") if isinstance(v, dict) and isinstance(v.get("sha256"), str) else None
+
+
+def _repair_method(cfg: dict[str, Any]) -> str:
+    if not cfg:
+        return "repair"
+    parts = []
+    if cfg.get("strategy"):
+        parts.append(f"{cfg['strategy']} targets")
+    v = cfg.get("verify")
+    if isinstance(v, dict) and v.get("method"):
+        parts.append(f"verify {v['method']}")
+    return "repair" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def _run_summary(label: str, run: dict[str, Any], rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The numbers of one repair run that the report tables show (None where the run lacks them)."""
+    first, last = (rounds[0], rounds[-1]) if rounds else ({}, {})
+    held = run.get("heldout") if isinstance(run.get("heldout"), dict) else {}
+    cfg = run.get("config") if isinstance(run.get("config"), dict) else {}
+    last_round = last.get("round")
+    return {
+        "label": label,
+        "alpha": _f(cfg.get("alpha")),
+        "rounds": last_round if isinstance(last_round, int) else len(rounds),
+        "met": run.get("met") if isinstance(run.get("met"), bool) else None,
+        "reason": str(run.get("reason") or ""),
+        "delta_upper_first": _f(first.get("delta_upper_max")),
+        "delta_upper_last": _f(last.get("delta_upper_max")),
+        "delta_lower_last": _f(last.get("delta_lower_max")),
+        "accuracy_first": _f(first.get("accuracy")),
+        "accuracy_last": _f(last.get("accuracy")),
+        "test_accuracy": _f(run.get("test_accuracy")),
+        "heldout_upper_mean": _f(held.get("upper_mean")),
+        "output": _name(run.get("output")) if run.get("output") else "",
+        "seconds": _f(run.get("seconds")),
+    }
+
+
+def _repair_report_entry(d: dict[str, Any], source: str) -> Entry:
+    """One Entry for a `equivrepair repair ... --report OUT` file: every α is one run."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    summaries = []
+    idents = []
+    o_sha, c_sha = _sha(d.get("original")), _sha(d.get("compressed"))
+    for k, run in (d.get("runs") or {}).items():
+        if not isinstance(run, dict):
+            continue
+        rounds = [r for r in run.get("rounds") or [] if isinstance(r, dict)]
+        label = f"α={k}"
+        runs[label] = rounds
+        summaries.append(_run_summary(label, run, rounds))
+        cfg = run.get("config") if isinstance(run.get("config"), dict) else {}
+        idents.append([o_sha, c_sha, _f(cfg.get("alpha")), cfg.get("strategy")])
+    cfg = d.get("config") if isinstance(d.get("config"), dict) else {}
+    boxes = d.get("boxes") if isinstance(d.get("boxes"), dict) else {}
+    reasons = sorted({s["reason"] for s in summaries if s["reason"]})
+    hb = d.get("heldout_before") if isinstance(d.get("heldout_before"), dict) else {}
+    return Entry(
+        orig=_name(d.get("original")),
+        comp=_name(d.get("compressed")),
+        input_set=f"{boxes.get('n', '?')} repair boxes ({boxes.get('spec', '?')})" if boxes else "",
+        method=_repair_method(cfg),
+        status="; ".join(reasons) or f"{len(runs)} runs",
+        time=_f(d.get("seconds")),
+        runs=runs,
+        repair={
+            "runs": summaries,
+            "test_accuracy": d.get("test_accuracy") if isinstance(d.get("test_accuracy"), dict) else {},
+            "heldout_before": _f(hb.get("upper_mean")),
+            "constraint": d.get("constraint") if isinstance(d.get("constraint"), dict) else None,
+            "idents": idents,
+        },
+        orig_sha256=o_sha,
+        comp_sha256=c_sha,
+        source=source,
+        kind="repair",
+    )
+
+
+def _repair_log_entry(run_json: dict[str, Any], log: Path, source: str) -> Entry:
+    """An Entry for a repair log folder (``run.json`` + ``log.jsonl``; e.g. a run still going or cut off)."""
+    rounds = []
+    for line in log.read_text().splitlines():
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut off by a kill
+        if isinstance(r, dict):
+            rounds.append(r)
+    ident = run_json.get("ident") or {}
+    cfg = run_json.get("config") if isinstance(run_json.get("config"), dict) else {}
+    alpha = _f(cfg.get("alpha"))
+    label = f"α={alpha:g}" if alpha is not None else "run"
+    o_sha, c_sha = ident.get("orig_sha256"), ident.get("comp_sha256")
+    summary = _run_summary(label, {"config": cfg}, rounds)
+    return Entry(
+        orig=f"sha256:{o_sha[:12]}" if o_sha else "?",
+        comp=f"sha256:{c_sha[:12]}" if c_sha else "?",
+        input_set=f"{ident.get('n_boxes', '?')} repair boxes",
+        method=_repair_method(cfg),
+        status=f"log of {len(rounds)} rounds",
+        rounds=rounds,
+        runs={label: rounds},
+        repair={"runs": [summary], "idents": [[o_sha, c_sha, alpha, cfg.get("strategy")]], "log": True},
+        orig_sha256=o_sha,
+        comp_sha256=c_sha,
+        source=source,
+        kind="repair",
+    )
+
+
+def _is_not_a_result(obj: Any) -> bool:
+    """Files that sit next to results but are none, skipped quietly: ``*.meta.json`` written next to
+    networks by compress/repair, and JSON input boxes (``{"lower": [...], "upper": [...]}``)."""
+    if not isinstance(obj, dict):
+        return False
+    if "metadata" in obj and not ({"rounds", "runs", "per_output", "result"} & set(obj)):
+        return True
+    return {"lower", "upper"} <= set(obj) <= {"lower", "upper", "label", "kind"} and isinstance(obj["lower"], list)
+
+
+def _tidy(entries: list[Entry]) -> list[Entry]:
+    """Drop repair logs that a repair report in the same set already covers; name networks known by hash."""
+    covered = {
+        tuple(i) for e in entries if e.kind == "repair" and e.repair and not e.repair.get("log")
+        for i in e.repair.get("idents", [])
+    }  # fmt: skip
+    out = [
+        e
+        for e in entries
+        if not (e.repair and e.repair.get("log") and all(tuple(i) in covered for i in e.repair.get("idents", [])))
+    ]
+    names: dict[str, str] = {}
+    for e in out:
+        for sha, name in ((e.orig_sha256, e.orig), (e.comp_sha256, e.comp)):
+            if sha and name and name != "?" and not name.startswith("sha256:"):
+                names.setdefault(sha, name)
+    for e in out:
+        if e.orig.startswith("sha256:") and e.orig_sha256 in names:
+            e.orig = names[e.orig_sha256]
+        if e.comp.startswith("sha256:") and e.comp_sha256 in names:
+            e.comp = names[e.comp_sha256]
+    return out
 
 
 def _entries_from_json(obj: Any, source: str) -> list[Entry]:
@@ -382,13 +569,20 @@ def load_results(paths: Sequence[str | Path]) -> tuple[list[Entry], list[str]]:
                     obj = json.load(fh)
             else:
                 obj = json.loads(f.read_text())
+            if _is_not_a_result(obj):
+                continue
+            if isinstance(obj, dict) and "ident" in obj and "config" in obj and "rounds" not in obj:
+                log = f.with_name("log.jsonl")
+                if log.is_file():  # a repair log folder
+                    entries.append(_repair_log_entry(obj, log, f"{f.parent.name}/{f.name}"))
+                    continue
             got = _entries_from_json(obj, f.name)
             if not got:
                 problems.append(f"{f}: no results recognised in this JSON")
             entries.extend(got)
         except (json.JSONDecodeError, UnicodeDecodeError, sqlite3.Error, OSError) as exc:
             problems.append(f"{f}: unreadable ({type(exc).__name__}: {exc})")
-    return entries, problems
+    return _tidy(entries), problems
 
 
 def _readable_suffix(p: Path) -> bool:
@@ -524,32 +718,95 @@ def _round_series(rounds: list[dict[str, Any]]) -> tuple[list[float], dict[str, 
     return xs, series
 
 
+_DISC_UPPER, _DISC_LOWER = "delta_upper_max", "delta_lower_max"
+
+
+def _repair_runs(e: Entry) -> dict[str, list[dict[str, Any]]]:
+    if e.runs:
+        return {k: v for k, v in e.runs.items() if v}
+    return {"run": e.rounds} if e.rounds else {}
+
+
 def plot_repair(e: Entry) -> bytes | None:
-    if not e.rounds:
+    """PNG of :func:`repair_figure` (None when the entry has no rounds)."""
+    fig = repair_figure(e)
+    return None if fig is None else _png(fig)
+
+
+def repair_figure(e: Entry) -> Any:
+    """Curves per round: the discrepancy bound per run (α) and the validation accuracy per run.
+
+    Round records of ``equivrepair repair`` draw ``delta_upper_max`` (solid: the verified upper
+    bound on max|Φ1 − Φ2|∞ over the repair boxes) and ``delta_lower_max`` (dashed: the witness
+    value) per α, and ``accuracy``; other records draw every numeric field, grouped by name.
+    """
+    runs = _repair_runs(e)
+    if not runs:
         return None
-    xs, series = _round_series(e.rounds)
-    if not series:
+    series = {label: _round_series(rounds) for label, rounds in runs.items()}
+    keys: list[str] = []
+    for _, ser in series.values():
+        keys += [k for k in ser if k not in keys]
+    if not keys:
         return None
+    if _DISC_UPPER in keys:  # `equivrepair repair` rounds
+        groups = {"discrepancy": [_DISC_UPPER] + ([_DISC_LOWER] if _DISC_LOWER in keys else [])}
+        if "accuracy" in keys:
+            groups["accuracy"] = ["accuracy"]
+    else:
+        groups = {
+            "discrepancy": [
+                k for k in keys if "delta" in k.lower() or "disc" in k.lower() or k.lower() in ("lower", "upper")
+            ],
+            "accuracy": [k for k in keys if "acc" in k.lower() or "agree" in k.lower()],
+        }
+        used = {k for g in groups.values() for k in g}
+        groups["other"] = [k for k in keys if k not in used]
+    # a group is drawn when some run has a finite value in it
     groups = {
-        "discrepancy": [
-            k for k in series if "delta" in k.lower() or "disc" in k.lower() or k.lower() in ("lower", "upper")
-        ],
-        "accuracy": [k for k in series if "acc" in k.lower() or "agree" in k.lower()],
+        g: ks
+        for g, ks in groups.items()
+        if any(np.isfinite(ser.get(k, [np.nan])).any() for k in ks for _, ser in series.values())
     }
-    used = {k for g in groups.values() for k in g}
-    groups["other"] = [k for k in series if k not in used]
-    groups = {g: ks for g, ks in groups.items() if ks}
+    if not groups:
+        return None
     plt = _plt()
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.4 * len(groups), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(groups), figsize=(5.0 * len(groups), 3.6), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
     for ax, (g, ks) in zip(axes[0], groups.items()):
-        for k in ks[:6]:
-            ax.plot(xs, series[k], marker="o", ms=3, label=k)
+        positive = True
+        for n_run, (label, (xs, ser)) in enumerate(series.items()):
+            color = colors[n_run % len(colors)]
+            for n_key, k in enumerate(ks[:6]):
+                ys = np.asarray(ser.get(k, [np.nan] * len(xs)), float)
+                ok = np.isfinite(ys)
+                if not ok.any():
+                    continue
+                positive &= bool(np.all(ys[ok] > 0))
+                if k == _DISC_UPPER:
+                    name = f"{label}: upper bound" if len(ks) > 1 else label
+                elif k == _DISC_LOWER:
+                    name = f"{label}: witness"
+                elif len(ks) == 1:
+                    name = label
+                else:
+                    name = f"{label}: {k}" if len(series) > 1 else k
+                style = {"ls": "--", "marker": "x"} if k == _DISC_LOWER else {"ls": "-", "marker": "o"}
+                if k not in (_DISC_UPPER, _DISC_LOWER) and len(series) == 1:
+                    color = colors[n_key % len(colors)]
+                ax.plot(np.asarray(xs)[ok], ys[ok], ms=3.5, color=color, label=name, **style)
+        if g == "discrepancy" and positive:
+            ax.set_yscale("log")
         ax.set_xlabel("round")
-        ax.set_title(g, fontsize=10)
+        ax.set_ylabel(
+            {"discrepancy": "max |Φ1 − Φ2|∞ on the repair boxes", "accuracy": "validation accuracy"}.get(g, "")
+        )
+        ax.set_title({"discrepancy": "discrepancy per round", "accuracy": "accuracy per round"}.get(g, g), fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle("repair rounds", fontsize=11, y=1.04)
-    return _png(fig)
+        ax.legend(fontsize=7)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.suptitle("repair rounds" + (f" ({len(series)} runs)" if len(series) > 1 else ""), fontsize=11, y=1.03)
+    return fig
 
 
 def plot_witness_image(e: Entry) -> bytes | None:
@@ -590,6 +847,77 @@ def _witness_text(e: Entry, limit: int = 12) -> str | None:
     s = ", ".join(f"{v:.6g}" for v in x[:limit])
     more = f", … ({x.size} values)" if x.size > limit else ""
     return f"[{s}{more}]"
+
+
+def _arrow(a: float | None, b: float | None, digits: int = 4) -> str:
+    if a is None and b is None:
+        return "–"
+    if a is None or b is None or a == b:
+        return _fmt(b if b is not None else a, digits)
+    return f"{_fmt(a, digits)} → {_fmt(b, digits)}"
+
+
+def _repair_summary_table(e: Entry) -> tuple[list[str], list[list[str]]] | None:
+    """Header and rows of the per-run table of a repair entry (one row per α)."""
+    runs = (e.repair or {}).get("runs") or []
+    if not runs:
+        return None
+    ta = (e.repair or {}).get("test_accuracy") or {}
+    hb = (e.repair or {}).get("heldout_before")
+    head = ["run", "rounds", "outcome", "δ upper bound (first → last)", "δ witness (last)", "val. accuracy"]
+    with_test = any(r["test_accuracy"] is not None for r in runs)
+    with_held = any(r["heldout_upper_mean"] is not None for r in runs)
+    if with_test:
+        head.append("test accuracy" + (f" (Φ2: {_fmt(_f(ta.get('compressed')), 4)})" if ta.get("compressed") else ""))
+    if with_held:
+        head.append("held-out δ_max mean")
+    head.append("repaired network")
+    rows = []
+    for r in runs:
+        outcome = r["reason"] or {True: "target set met", False: "target set not met"}.get(r["met"], "–")
+        row = [
+            r["label"],
+            str(r["rounds"]),
+            outcome,
+            _arrow(r["delta_upper_first"], r["delta_upper_last"]),
+            _fmt(r["delta_lower_last"], 4),
+            _arrow(r["accuracy_first"], r["accuracy_last"]),
+        ]
+        if with_test:
+            row.append(_fmt(r["test_accuracy"], 4))
+        if with_held:
+            row.append(_arrow(hb, r["heldout_upper_mean"]))
+        row.append(r["output"] or "–")
+        rows.append(row)
+    return head, rows
+
+
+_ROUND_COLUMNS = ("delta_upper_max", "delta_upper_mean", "delta_lower_max", "accuracy", "n_exact")
+
+
+def _round_table(rounds: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    xs, series = _round_series(rounds)
+    keys = [k for k in _ROUND_COLUMNS if k in series] or list(series)[:8]
+    rows = [[_fmt(x)] + [_fmt(series[k][i]) for k in keys] for i, x in enumerate(xs)]
+    return ["round"] + keys, rows
+
+
+def _html_table(head: list[str], rows: list[list[str]]) -> str:
+    esc = html.escape
+    return (
+        "<table><tr>"
+        + "".join(f"<th>{esc(h)}</th>" for h in head)
+        + "</tr>"
+        + "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
+        + "</table>"
+    )
+
+
+def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
+    cell = lambda c: str(c).replace("|", "\\|")  # noqa: E731
+    return ["| " + " | ".join(map(cell, head)) + " |", "|" + "---|" * len(head)] + [
+        "| " + " | ".join(map(cell, r)) + " |" for r in rows
+    ]
 
 
 @dataclass
@@ -731,15 +1059,23 @@ def _render_html(rep: dict[str, Any]) -> str:
                         f"<tr><td>{j}</td><td>{_fmt(lo, 9)}</td><td>{_fmt(hi, 9)}</td><td>{_fmt(w, 9)}</td></tr>"
                     )
                 out.append("</table>")
-            if e.rounds:
-                xs, series = _round_series(e.rounds)
-                keys = list(series)[:8]
-                out.append("<table><tr><th>round</th>" + "".join(f"<th>{esc(k)}</th>" for k in keys) + "</tr>")
-                for r, x in enumerate(xs):
+            if e.kind == "repair":
+                ta = (e.repair or {}).get("test_accuracy") or {}
+                if ta:
                     out.append(
-                        f"<tr><td>{_fmt(x)}</td>" + "".join(f"<td>{_fmt(series[k][r])}</td>" for k in keys) + "</tr>"
+                        "<p>test accuracy: "
+                        + ", ".join(f"{esc(str(k))} {_fmt(_f(v), 4)}" for k, v in ta.items())
+                        + "</p>"
                     )
-                out.append("</table>")
+                tab = _repair_summary_table(e)
+                if tab:
+                    out.append(_html_table(*tab))
+                for label, rounds in _repair_runs(e).items():
+                    out.append(
+                        f"<details><summary>rounds of {esc(label)} ({len(rounds)})</summary>"
+                        + _html_table(*_round_table(rounds))
+                        + "</details>"
+                    )
             imgs = "".join(_img_html(it[k], k) for k in ("intervals", "projection", "repair", "witness_image") if it[k])
             if imgs:
                 out.append(f"<div class='plots'>{imgs}</div>")
@@ -793,6 +1129,15 @@ def _render_markdown(rep: dict[str, Any], out: Path) -> str:
                 for j, (lo, hi) in enumerate(e.per_output):
                     if lo is not None or hi is not None:
                         md.append(f"| {j} | {_fmt(lo, 9)} | {_fmt(hi, 9)} |")
+            if e.kind == "repair":
+                ta = (e.repair or {}).get("test_accuracy") or {}
+                if ta:
+                    md.append("- test accuracy: " + ", ".join(f"{k} {_fmt(_f(v), 4)}" for k, v in ta.items()))
+                tab = _repair_summary_table(e)
+                if tab:
+                    md += [""] + _md_table(*tab)
+                for label, rounds in _repair_runs(e).items():
+                    md += ["", f"rounds of {label}:", ""] + _md_table(*_round_table(rounds))
             md.append("")
             for k in ("intervals", "projection", "repair", "witness_image"):
                 s = img(it[k], k)

@@ -159,3 +159,27 @@ def test_html_renders_in_headless_chromium(results_dir, tmp_path):
     img = mpimg.imread(shot)
     assert img.shape[0] >= 1000 and img.shape[1] >= 1000
     assert img[..., :3].std() > 0.05  # not a blank page
+
+
+def test_verify_json_of_star_enum_carries_the_projection(tmp_path):
+    """``verify --method star-enum --json`` keeps what the report plots (projection, Φ1 − Φ2 at
+    the witness), and the report reads it back as the same polygons."""
+    from equivrepair.cli import main
+
+    orig, comp = _pair(3)
+    save_network(orig, tmp_path / "o.onnx")
+    save_network(comp, tmp_path / "c.onnx")
+    (tmp_path / "box.json").write_text(json.dumps({"lower": [-1, -1], "upper": [1, 1]}))
+    out = tmp_path / "v.json"
+    code = main(
+        ["verify", str(tmp_path / "o.onnx"), str(tmp_path / "c.onnx"), "--input-set", str(tmp_path / "box.json")]
+        + ["--method", "star-enum", "--json", str(out)]
+    )
+    assert code == 0
+    payload = json.loads(out.read_text())
+    w = np.asarray(payload["witness"])
+    np.testing.assert_allclose(payload["witness_delta"], orig.forward(w) - comp.forward(w), atol=1e-6)
+    assert payload["projection"]["polygons"] and payload["projection"]["n_stars"] >= 1
+    entries, _ = load_results([out])
+    (e,) = entries
+    assert e.projection["polygons"] == payload["projection"]["polygons"]

@@ -24,6 +24,10 @@ examples:
 
 Every finished result is committed to the SQLite store (WAL) by the main process as it arrives;
 killing the run loses no finished result, and a rerun skips the jobs already stored.
+Time limits: the engine stops itself at the limit and returns the bounds found so far (status
+bounded, verdict unknown); a job with a limit runs in a helper process that is killed if it is
+still running --grace seconds later (default 2 s + 10% of the limit), stored as status timeout
+with no bounds (rerunning skips it; use a larger timeout, which is a new job).
 exit codes: 0 all jobs stored without error, 2 errors or interrupted, 3 usage or input error"""
 
 
@@ -43,6 +47,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     p.add_argument("--method", default="exact", choices=METHODS, help="verification method for every job (exact)")
     p.add_argument("--timeout", type=float, metavar="S", help="time limit for jobs whose row gives none")
+    p.add_argument(
+        "--grace",
+        type=float,
+        metavar="S",
+        help="kill a job still running S seconds after its limit and store it as 'timeout' "
+        "(default: 2 s + 10%% of the limit)",
+    )
+    p.add_argument(
+        "--no-hard-limit",
+        action="store_true",
+        help="cooperative time limits only: run jobs inside the workers, never kill them",
+    )
     p.add_argument(
         "--intervals",
         action="store_true",
@@ -64,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputSetError(f"--workers must be >= 1, got {args.workers}")
     if args.timeout is not None and not args.timeout > 0:
         raise InputSetError(f"--timeout must be positive, got {args.timeout}")
+    if args.grace is not None and not args.grace >= 0:
+        raise InputSetError(f"--grace must be >= 0, got {args.grace}")
     jobs = read_jobs(
         args.jobs,
         default_timeout=args.timeout,
@@ -94,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
             scheduler=args.scheduler,
             progress=not args.quiet,
             retry_errors=args.retry_errors,
+            hard_limit=not args.no_hard_limit,
+            grace=args.grace,
         )
     finally:
         signal.signal(signal.SIGTERM, old)

@@ -5,16 +5,24 @@ from __future__ import annotations
 import argparse
 import sys
 
-EXAMPLE = """RESULTS: campaign stores (.sqlite), `verify --json` outputs, certificates, repair reports (JSON with
-"rounds"), or folders of them; several may be given.
+EXAMPLE = """RESULTS: any mix of files and folders; each file's kind is detected:
+  campaign stores (.sqlite)               `equivrepair campaign ... --db`
+  verification results (.json)            `equivrepair verify ... --json`
+  certificates (.json, .json.gz)          `equivrepair verify ... --certificate`
+  repair reports (.json)                  `equivrepair repair ... --report`: one run per --alpha
+  repair round logs (run.json+log.jsonl)  the --log-dir of a repair, e.g. one cut off before its report
+Folders are searched recursively; network metadata and input boxes are skipped quietly, anything
+else unreadable is listed in the report. Results for the same (ORIG, COMP) file names share a section.
 
 examples:
   equivrepair report results.sqlite --html report.html
-  equivrepair report out/ repair_report.json --markdown report.md      # PNGs go to report_files/
+  equivrepair report out/ rep.json --markdown report.md      # PNGs go to report_files/
+  equivrepair report rep.onnx.repairlog verify.json --html repair.html
 
 Per network pair: the discrepancy interval of every output (plot and table), the witness, the 2-D
 projection of the reachable discrepancy set when star enumeration kept it (campaigns store it for
---method star-enum), and for repair runs the curves per round."""
+--method star-enum), and for repair runs the curves per round (discrepancy bound and witness per α,
+validation accuracy) with a table per run and the round records."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -112,6 +112,9 @@ def run(args: argparse.Namespace) -> int:
             sys.stderr.write("\n")
         print(res.summary())
         payload = res.to_json()
+        from ..report import plot_data
+
+        payload.update(plot_data(res, orig, comp, box))
         code = EXIT_OK if res.status == "exact" or (res.status == "bounded" and args.timeout is None) else EXIT_UNKNOWN
         if res.status == "error":
             code = EXIT_UNKNOWN
