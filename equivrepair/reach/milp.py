@@ -338,27 +338,21 @@ def method_milp(
     def side_of(o: tuple[int, int]) -> float:
         return float(hi_b[o[0]] if o[1] > 0 else -lo_b[o[0]])
 
-    def settled(o: tuple[int, int]) -> bool:
+    def settled(o: tuple[int, int], side: float | None = None) -> bool:
+        side = side_of(o) if side is None else side
         if mode == "max":
-            return side_of(o) <= best + slack()
+            return side <= best + slack()
         if mode == "decide":
-            return side_of(o) < epsilon
+            return side < epsilon
         return False
 
-    for idx, (k, s) in enumerate(objs):
-        if solver is None or (mode == "decide" and best >= epsilon):
-            break
-        if settled((k, s)):
-            skipped.append((k, s))
-            continue
-        rem = left()
-        if rem is not None:
-            if rem <= 0:
-                timed_out = True
-                break
-            # an even share of what is left among the objectives that still need a MILP
-            pending = [o for o in objs[idx:] if not settled(o)]
-            rem = rem / max(1, len(pending))
+    def settled_now(o: tuple[int, int]) -> bool:
+        """Settled by the refined bound (the MILP's, where one ran)."""
+        return settled(o, float(per[o[0], 1] if o[1] > 0 else -per[o[0], 0]))
+
+    def attempt(k: int, s: int, rem: float | None) -> None:
+        """One MILP for objective s·y_k with ``rem`` seconds; folds its bound and incumbent in."""
+        nonlocal level, model, solver, timed_out, best, w, j
         cost = np.zeros(model.n_cols)
         cost[model.y_cols[k]] = -float(s)  # minimise −y for the max, y for the min
         if mode == "decide" and backend == "highs":
@@ -376,8 +370,7 @@ def method_milp(
             solver = make_solver(model)
             cost = np.zeros(model.n_cols)
             cost[model.y_cols[k]] = -float(s)
-            rem2 = left()
-            r = solver.solve(cost, None if rem2 is None else rem2 / max(1, len(objs) - idx))
+            r = solver.solve(cost, rem)
         solved[(k, s)] = r
         if r["status"] not in ("optimal", "interrupted"):
             timed_out = timed_out or r["status"] == "time_limit"
@@ -392,6 +385,32 @@ def method_milp(
             v, wx, wj, _ = best_witness(orig, comp, box, r["x"][None])
             if wx is not None and v > best:
                 best, w, j = v, wx, wj
+
+    for idx, (k, s) in enumerate(objs):
+        if solver is None or (mode == "decide" and best >= epsilon):
+            break
+        if settled((k, s)):
+            skipped.append((k, s))
+            continue
+        rem = left()
+        if rem is not None:
+            if rem <= 0:
+                timed_out = True
+                break
+            # an even share of what is left among the objectives that still need a MILP
+            pending = [o for o in objs[idx:] if not settled(o)]
+            rem = rem / max(1, len(pending))
+        attempt(k, s, rem)
+    # time left over (objectives settled by a better witness on the way): rerun the MILPs that hit
+    # their share of the limit and are still open, sharing what is left
+    again = [o for o in solved if solved[o]["status"] == "time_limit" and not settled_now(o)]
+    for n_left in range(len(again), 0, -1):
+        rem = left()
+        if rem is None or rem < 1.0 or (mode == "decide" and best >= epsilon):
+            break
+        o = again[len(again) - n_left]
+        if not settled_now(o):
+            attempt(*o, rem / n_left)
     per[:, 1] = np.maximum(per[:, 1], per[:, 0])
     note = ""
     if w is not None:
