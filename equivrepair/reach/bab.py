@@ -117,6 +117,58 @@ class _Bounder:
         return dlo, dhi, sym
 
 
+class _DiffBounder:
+    """Upper bounds of the objectives only, by differential back-substitution
+    (:func:`equivrepair.reach.bounds.differential_objective_bounds`), in two tiers: the forward
+    differential pass plus back-substitution of the objective rows (cheap), then, for the boxes
+    whose cheap bound does not close them, again with the hidden neurons' bounds tightened by
+    sparse CROWN back-substitution in each network (tight). Sound either way; every bound is
+    widened by ``FP_SLACK`` relative (on top of the analysis' own round-off slack)."""
+
+    def __init__(self, orig_n: FNN, comp_n: FNN, objectives: list[tuple[int, int]], n_outputs: int):
+        self.orig_n, self.comp_n = orig_n, comp_n
+        self.tiers = ("crown", "crown+delta")
+        self.C = np.zeros((len(objectives), n_outputs))
+        for k, (s, j) in enumerate(objectives):
+            self.C[k, j] = s
+
+    @classmethod
+    def make(cls, bounder: _Bounder, objectives, lo, hi, force: bool = False) -> _DiffBounder | None:
+        """A differential bounder when the architectures match and (unless ``force``) it is, on the
+        root box, at least as tight as back-substitution on the merged network."""
+        from .bounds import same_architecture
+
+        if not same_architecture(bounder.orig_n, bounder.comp_n):
+            return None
+        self = cls(bounder.orig_n, bounder.comp_n, objectives, bounder.orig_n.n_outputs)
+        if force:
+            return self
+        ub = self(lo[None], hi[None], np.full(len(objectives), -np.inf), {})[0]
+        signs = self.C.sum(axis=1)
+        outs = np.argmax(np.abs(self.C), axis=1)
+        dlo, dhi, _ = bounder(lo[None], hi[None])
+        plain = np.where(signs > 0, dhi[0, outs], -dlo[0, outs])
+        return self if float(np.max(ub)) <= float(np.max(plain)) else None
+
+    def __call__(self, lo: np.ndarray, hi: np.ndarray, thresh: np.ndarray, stats: dict):
+        from .bounds import differential_objective_bounds
+
+        C = self.C
+        ob = differential_objective_bounds(self.orig_n, self.comp_n, lo, hi, C, intermediate="none", grad=True)
+        ub, coef, unstable, grad = ob.upper, ob.coef, ob.unstable, ob.grad
+        for tier in self.tiers:
+            need = np.flatnonzero(np.max(ub - thresh[None, :], axis=1) >= 0)
+            if need.size == 0:
+                break
+            stats[f"bounds_{tier}"] = stats.get(f"bounds_{tier}", 0) + int(need.size)
+            t = differential_objective_bounds(
+                self.orig_n, self.comp_n, lo[need], hi[need], C, intermediate=tier, grad=True
+            )
+            ub[need] = np.minimum(ub[need], t.upper)
+            coef[need], unstable[need], grad[need] = t.coef, t.unstable, t.grad
+        return ub + FP_SLACK * np.abs(ub), coef, unstable, grad
+
+
 def discrepancy(orig: FNN, comp: FNN, x: np.ndarray) -> np.ndarray:
     """Φ1(x) − Φ2(x) evaluated on the two original networks in float64 (the witness rule)."""
     return orig.forward(x) - comp.forward(x)
@@ -270,9 +322,14 @@ def maximize(
     signs = np.array([s for s, _ in objectives], dtype=np.float64)
     outs = np.array([j for _, j in objectives])
     bounder = _Bounder(orig, comp, use_differential in (True, "auto"), bound)
-    if use_differential == "auto":
+    # same architecture: bound the objectives by differential back-substitution (_DiffBounder)
+    diff = None
+    if use_differential in (True, "auto") and bound == "crown-full":
+        diff = _DiffBounder.make(bounder, objectives, lo, hi, force=use_differential is True)
+    if diff is None and use_differential == "auto":
         bounder.choose_differential(lo, hi)
     merged = bounder.merged
+    cur_thresh = np.full(K, -np.inf)  # boxes the cheap tier cannot close get the tight tier
 
     best_val = np.full(K, -np.inf)
     best_x = np.tile(lo, (K, 1))
@@ -281,9 +338,14 @@ def maximize(
     stats = {"branches": 0, "bound_calls": 0, "boxes_bounded": 0, "max_frontier": 0}
 
     def bound(blo: np.ndarray, bhi: np.ndarray):
-        dlo, dhi, sym = bounder(blo, bhi)
         stats["bound_calls"] += 1
         stats["boxes_bounded"] += len(blo)
+        if diff is not None:
+            ub, coef, bounder.unstable, grad = diff(blo, bhi, cur_thresh, stats)
+            cand = np.where(coef > 0, bhi[:, None, :], blo[:, None, :])
+            # splits by smear (NeuroDiff): interval gradient of the objective x width
+            return ub, cand, grad
+        dlo, dhi, sym = bounder(blo, bhi)
         ub = np.where(signs > 0, dhi[:, outs], -dlo[:, outs])  # (B, K)
         # candidate vertices: maximise the upper linear function (s=+1) or minimise the lower one
         coef = np.where(signs[None, :, None] > 0, sym.Uw[:, outs, :], -sym.Lw[:, outs, :])  # (B, K, n)
@@ -338,6 +400,7 @@ def maximize(
             dead = F_ub < thresh[None, :]
         else:
             dead = F_ub <= thresh[None, :]
+        cur_thresh[:] = thresh
         if dead.any():
             closed_ub = np.maximum(closed_ub, np.max(np.where(dead, F_ub, -np.inf), axis=0))
             F_rec = np.where(dead & ~np.isneginf(F_ub), F_ub, F_rec)

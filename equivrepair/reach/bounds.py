@@ -655,6 +655,272 @@ def differential_bounds(orig: FNN, comp: FNN, lo: Any, hi: Any) -> tuple[np.ndar
     return (r.dlo[0], r.dhi[0]) if single else (r.dlo, r.dhi)
 
 
+# --------------------------------------------------------------------------------------------
+# differential back-substitution: bounds on a few objectives C (Φ1 − Φ2), for the branch and bound
+# --------------------------------------------------------------------------------------------
+@dataclass
+class ObjectiveBounds:
+    """Sound upper bounds of the objectives ``C (Φ1(x) − Φ2(x))`` on N boxes.
+
+    ``upper`` (N, r); ``coef`` (N, r, n): the input coefficients (x units) of the back-substituted
+    linear upper bound (for split choices and candidate vertices); ``unstable`` (N,): the ReLUs of
+    Φ1 and Φ2 whose pre-activation bounds straddle 0; ``forward`` (N, r): the forward pass's
+    own bound (``upper`` is never above it).
+    """
+
+    upper: np.ndarray
+    coef: np.ndarray
+    unstable: np.ndarray
+    forward: np.ndarray
+    grad: np.ndarray | None = None  # (N, r, n): max |∂/∂x_i| of C(Φ1 − Φ2) by interval gradients
+
+
+def _grad_interval(layers: tuple[Layer, ...], pre: list[tuple[np.ndarray, np.ndarray]], C: np.ndarray):
+    """Interval bounds on the gradient of ``C net(x)`` over each box, given the pre-activation
+    bounds ``pre`` (per layer (k, N)): inactive ReLUs pass 0, unstable ones [min(g, 0), max(g, 0)]
+    (ReluVal/NeuroDiff's interval back-propagation). Returns (lower, upper), each (N, r, n)."""
+    N = pre[0][0].shape[1]
+    g = np.broadcast_to(C @ layers[-1].W, (N,) + (C.shape[0], layers[-1].W.shape[1]))
+    gl, gu = g, g
+    for j in range(len(layers) - 2, -1, -1):
+        zl, zu = pre[j]
+        off = (zu <= 0.0).T[:, None, :]
+        unst = ((zl < 0.0) & (zu > 0.0)).T[:, None, :]
+        gl = np.where(off, 0.0, np.where(unst, np.minimum(gl, 0.0), gl))
+        gu = np.where(off, 0.0, np.where(unst, np.maximum(gu, 0.0), gu))
+        W = layers[j].W
+        Wp, Wn = np.maximum(W, 0.0), np.minimum(W, 0.0)
+        gl, gu = gl @ Wp + gu @ Wn, gu @ Wp + gl @ Wn
+    return gl, gu
+
+
+def _delta_relaxation(
+    l1: np.ndarray, u1: np.ndarray, l2: np.ndarray, u2: np.ndarray, dl: np.ndarray, du: np.ndarray
+) -> dict[str, Any]:
+    """The ingredients of the ReLU step of :func:`_diff_backsub`, per neuron and box (N, w).
+
+    Δa = relu(z1) − relu(z2) is bounded, per neuron and direction, by one of two valid relaxations,
+    the one with the smaller worst-case gap:
+
+    * (B) the two networks' own DeepPoly relaxations (relu(z) <= s z + t, relu(z) >= α z), applied
+      to the coefficients of a1 and a2 jointly, as CROWN on the merged network would. Exact when
+      both neurons are stable. Gap at most (chord gap of one) + (lower-relaxation gap of the other).
+    * (D) relu is monotone and 1-Lipschitz, so min(0, Δz) <= Δa <= max(0, Δz); the chords of
+      max(0, ·) and min(0, ·) over [dl, du] bound these linearly in Δz alone. Gap at most
+      max(du, 0) − min(dl, 0): tiny when the networks are close (Δz ≡ 0 gives exactly 0).
+
+    All slopes are in [0, 1]; intercepts carry the outward slack of :func:`_relu_relax` and
+    :func:`_chord_max` / :func:`_chord_min`.
+    """
+    r1, r2 = _relu_relax(l1, u1), _relu_relax(l2, u2)
+    un1, un2 = (l1 < 0.0) & (u1 > 0.0), (l2 < 0.0) & (u2 > 0.0)
+    # lower-relaxation gap of relu: α = 1 leaves −l at z = l, α = 0 leaves u at z = u
+    lg1 = np.where(un1, np.where(r1.sl > 0.0, -l1, u1), 0.0)
+    lg2 = np.where(un2, np.where(r2.sl > 0.0, -l2, u2), 0.0)
+    gap_d = np.maximum(du, 0.0) - np.minimum(dl, 0.0)
+    sU, tU = _chord_max(dl, du)
+    sL, tL = _chord_min(dl, du)
+    return {
+        "r1": r1,
+        "r2": r2,
+        "use_u": gap_d < r1.tu + lg2,  # tu = the chord's gap at z = 0 (0 when stable)
+        "use_l": gap_d < lg1 + r2.tu,
+        "sU": sU,
+        "tU": tU,
+        "sL": sL,
+        "tL": tL,
+    }
+
+
+def _diff_backsub(
+    l1s: tuple[Layer, ...],
+    l2s: tuple[Layer, ...],
+    f: dict[str, Any],
+    upto: int,
+    cD: np.ndarray,
+    c2: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Upper bounds of ``cD Δz_upto + c2 z2_upto`` (rows (r, w)) by back-substitution to the input
+    through the pair of networks (CROWN/DeepPoly on the difference). The state at hidden layer j
+    is (Δa_j, a2_j); a linear layer maps it exactly,
+
+        Δz_j = W1_j Δa_{j−1} + (W1_j − W2_j) a2_{j−1} + (b1_j − b2_j),   z2_j = W2_j a2_{j−1} + b2_j,
+
+    and a ReLU layer is relaxed by :func:`_delta_relaxation` (Δa) and DeepPoly (a2), choosing
+    the upper or lower relaxation by the sign of each coefficient. The bounds of the layers below
+    ``upto`` come from ``f`` (:func:`_diff_forward`, possibly tightened). Returns
+    (upper (N, r), coefficients on x (N, r, n)).
+
+    Round-off: alongside the bound, ``mag`` accumulates the absolute values of every term summed
+    (|coefficient| x a bound on |variable|, per relaxation and per layer, using |W| @ max|a|);
+    the result is widened by ``FP_REL · mag`` as in the forward pass (module docstring).
+    """
+    mid, rad = f["mid"], f["rad"]
+    N = mid.shape[0]
+    r = cD.shape[0]
+    if c2 is None:
+        c2 = np.zeros_like(cD)
+    ein = np.einsum
+    A, B = l1s[upto], l2s[upto]
+    dW, db = A.W - B.W, A.b - B.b
+    aD, a2 = np.abs(cD), np.abs(c2)
+    const = np.broadcast_to(cD @ db + c2 @ B.b, (N, r)).copy()
+    mag = np.broadcast_to(aD @ np.abs(db) + a2 @ np.abs(B.b), (N, r)).copy()
+    if upto == 0:
+        gx = np.broadcast_to(cD @ dW + c2 @ B.W, (N, r, dW.shape[1]))
+        xM = np.abs(mid) + rad
+        mag += ein("rk,nk->nr", aD, xM @ np.abs(dW).T) + ein("rk,nk->nr", a2, xM @ np.abs(B.W).T)
+    else:
+        gD = np.broadcast_to(cD @ A.W, (N, r, A.W.shape[1]))
+        g2 = np.broadcast_to(cD @ dW + c2 @ B.W, (N, r, dW.shape[1]))
+        pdl, pdu = f["delta"][upto - 1]
+        daM = np.maximum(np.abs(pdl), np.abs(pdu)).T  # |Δa| <= |Δz| (relu is 1-Lipschitz)
+        a2M = np.maximum(f["pre2"][upto - 1][1], 0.0).T
+        mag += ein("rk,nk->nr", aD, daM @ np.abs(A.W).T + a2M @ np.abs(dW).T)
+        mag += ein("rk,nk->nr", a2, a2M @ np.abs(B.W).T)
+    for j in range(upto - 1, -1, -1):
+        l1, u1 = (a.T for a in f["pre1"][j])
+        l2, u2 = (a.T for a in f["pre2"][j])
+        dl, du = (a.T for a in f["delta"][j])
+        R = _delta_relaxation(l1, u1, l2, u2, dl, du)
+        r1, r2 = R["r1"], R["r2"]
+        dzM = np.maximum(np.abs(dl), np.abs(du))[:, None, :]
+        z2M = np.maximum(np.abs(l2), np.abs(u2))[:, None, :]
+        pos = gD > 0.0
+        # (D): gD Δa <= gD (s Δz + t) with the chord of max(0, ·) (gD > 0) or min(0, ·) (gD < 0)
+        use_d = np.where(pos, R["use_u"][:, None, :], R["use_l"][:, None, :])
+        sd = np.where(pos, R["sU"][:, None, :], R["sL"][:, None, :])
+        td = np.where(pos, R["tU"][:, None, :], R["tL"][:, None, :])
+        # (B): gD Δa + g2 a2 = gD a1 + (g2 − gD) a2, each relaxed by the sign of its coefficient
+        s1 = np.where(pos, r1.su[:, None, :], r1.sl[:, None, :])
+        t1 = np.where(pos, r1.tu[:, None, :], 0.0)
+        hD = gD * np.where(use_d, sd, s1)
+        c1 = np.where(use_d, 0.0, gD)  # coefficient of a1 = relu(z2 + Δz) under (B)
+        c2 = np.where(use_d, g2, g2 - gD)
+        c2p = np.maximum(c2, 0.0)
+        s2 = np.where(c2 > 0.0, r2.su[:, None, :], r2.sl[:, None, :])
+        h2 = c1 * s1 + c2 * s2
+        tt = np.where(use_d, gD * td, gD * t1) + c2p * r2.tu[:, None, :]
+        const += tt.sum(axis=2)
+        mag += (np.abs(hD) * dzM + (np.abs(c1 * s1) + np.abs(c2 * s2)) * z2M + np.abs(tt)).sum(axis=2)
+        A, B = l1s[j], l2s[j]
+        dW, db = A.W - B.W, A.b - B.b
+        const += hD @ db + h2 @ B.b
+        aD, a2 = np.abs(hD), np.abs(h2)
+        mag += aD @ np.abs(db) + a2 @ np.abs(B.b)
+        if j == 0:
+            gx = hD @ dW + h2 @ B.W
+            xM = np.abs(mid) + rad
+            mag += ein("nrk,nk->nr", aD, xM @ np.abs(dW).T) + ein("nrk,nk->nr", a2, xM @ np.abs(B.W).T)
+        else:
+            gD = hD @ A.W
+            g2 = hD @ dW + h2 @ B.W
+            pdl, pdu = f["delta"][j - 1]
+            daM = np.maximum(np.abs(pdl), np.abs(pdu)).T
+            a2M = np.maximum(f["pre2"][j - 1][1], 0.0).T
+            mag += ein("nrk,nk->nr", aD, daM @ np.abs(A.W).T + a2M @ np.abs(dW).T)
+            mag += ein("nrk,nk->nr", a2, a2M @ np.abs(B.W).T)
+    lin = ein("nrk,nk->nr", gx, mid)
+    spread = ein("nrk,nk->nr", np.abs(gx), rad)
+    mag += np.abs(const) + ein("nrk,nk->nr", np.abs(gx), np.abs(mid)) + spread
+    upper = const + lin + spread + FP_REL * mag
+    return upper, np.ascontiguousarray(gx)
+
+
+def _tighten_intermediate(l1s: tuple[Layer, ...], l2s: tuple[Layer, ...], f: dict[str, Any], what: str) -> None:
+    """Tighten, layer by layer, the forward bounds in ``f`` of hidden neurons that are unstable
+    in some box of the batch, by back-substitution (``what``: "delta" for Δz only, "all" for Δz,
+    z1 and z2). In place; every new bound is intersected with the old one."""
+    K = len(l1s)
+    for j in range(1, K - 1):
+        l1, u1 = f["pre1"][j]
+        l2, u2 = f["pre2"][j]
+        dl, du = f["delta"][j]
+        un = (((l1 < 0) & (u1 > 0)) | ((l2 < 0) & (u2 > 0))).any(axis=1)
+        rows = np.flatnonzero(un)
+        if rows.size == 0:
+            continue
+        w = l1.shape[0]
+        E = np.eye(w)[rows]
+        Z = np.zeros_like(E)
+        if what == "all":
+            cD = np.vstack([E, -E, Z, Z, E, -E])
+            c2 = np.vstack([Z, Z, E, -E, E, -E])
+        else:
+            cD, c2 = np.vstack([E, -E]), None
+        ub, _ = _diff_backsub(l1s, l2s, f, j, cD, c2)
+        k = rows.size
+        dl, du = dl.copy(), du.copy()
+        dl[rows] = np.maximum(dl[rows], -ub[:, k : 2 * k].T)
+        du[rows] = np.minimum(du[rows], ub[:, :k].T)
+        f["delta"][j] = (dl, du)
+        if what == "all":
+            l2, u2, l1, u1 = l2.copy(), u2.copy(), l1.copy(), u1.copy()
+            u2[rows] = np.minimum(u2[rows], ub[:, 2 * k : 3 * k].T)
+            l2[rows] = np.maximum(l2[rows], -ub[:, 3 * k : 4 * k].T)
+            u1[rows] = np.minimum(u1[rows], ub[:, 4 * k : 5 * k].T)
+            l1[rows] = np.maximum(l1[rows], -ub[:, 5 * k : 6 * k].T)
+            f["pre1"][j] = (l1, u1)
+            f["pre2"][j] = (l2, u2)
+
+
+def differential_objective_bounds(
+    orig: FNN, comp: FNN, lo: Any, hi: Any, C: np.ndarray, intermediate: str = "none", grad: bool = False
+) -> ObjectiveBounds:
+    """Upper bounds of ``C (Φ1(x) − Φ2(x))`` (C: (r, m) objective rows, e.g. ±e_j) on N boxes.
+
+    The forward differential pass (:func:`_diff_forward`) gives every neuron's bounds on z1, z2
+    and Δz; :func:`_diff_backsub` then back-substitutes only the r objective rows, which is cheap
+    for r << m and much tighter than the forward forms at the output. The result is the minimum
+    of the two. Needs the same architecture after :func:`normalise` (else ``NotImplementedError``).
+    """
+    n1, n2 = normalise(orig), normalise(comp)
+    if not same_architecture(n1, n2):
+        raise NotImplementedError("the differential back-substitution needs the same architecture")
+    lo2, hi2, _ = _as_batch(lo, hi, orig.n_inputs)
+    C = np.atleast_2d(np.asarray(C, dtype=np.float64))
+    N = lo2.shape[0]
+    width = max(n1.widths[1:])
+    ups, coefs, uns, fws, grads = [], [], [], [], []
+    for s in _chunks(N, 3 * width, orig.n_inputs):
+        f = _diff_forward(n1.layers, n2.layers, lo2[s], hi2[s])
+        if intermediate in ("crown", "crown+delta"):
+            from .symbolic import tighten_unstable
+
+            for key, net in (("pre1", n1), ("pre2", n2)):
+                pb = tighten_unstable(net, lo2[s], hi2[s], [(a.T, b.T) for a, b in f[key]])
+                f[key] = [(zl.T, zu.T) for zl, zu in pb]
+            if intermediate == "crown+delta":
+                _tighten_intermediate(n1.layers, n2.layers, f, "delta")
+        elif intermediate == "crown-dense":
+            from .symbolic import intermediate_bounds
+
+            for key, net in (("pre1", n1), ("pre2", n2)):
+                pb = intermediate_bounds(net, lo2[s], hi2[s])
+                f[key] = [(np.maximum(a, zl.T), np.minimum(b, zu.T)) for (a, b), (zl, zu) in zip(f[key], pb)]
+        elif intermediate != "none":
+            _tighten_intermediate(n1.layers, n2.layers, f, intermediate)
+        ub, gx = _diff_backsub(n1.layers, n2.layers, f, len(n1.layers) - 1, C)
+        dl, du = f["delta"][-1]  # (m, N)
+        fw = (np.maximum(C, 0.0) @ du + np.minimum(C, 0.0) @ dl).T
+        fw = fw + FP_REL * (np.abs(C) @ (np.abs(dl) + np.abs(du))).T
+        ups.append(np.minimum(ub, fw))
+        fws.append(fw)
+        coefs.append(gx)
+        if grad:
+            al, au = _grad_interval(n1.layers, f["pre1"], C)
+            bl, bu = _grad_interval(n2.layers, f["pre2"], -C)
+            grads.append(np.maximum(np.abs(al + bl), np.abs(au + bu)))
+        uns.append(sum(((zl < 0.0) & (zu > 0.0)).sum(axis=0) for zl, zu in f["pre1"][:-1] + f["pre2"][:-1]))
+    return ObjectiveBounds(
+        upper=np.concatenate(ups),
+        coef=np.concatenate(coefs),
+        unstable=np.concatenate(uns),
+        forward=np.concatenate(fws),
+        grad=np.concatenate(grads) if grad else None,
+    )
+
+
 def merged_pre_bounds(
     orig: FNN, comp: FNN, lo: Any, hi: Any, merged: FNN | None = None
 ) -> tuple[FNN, list[tuple[np.ndarray, np.ndarray]], list[tuple[np.ndarray, np.ndarray]] | None]:

@@ -170,3 +170,89 @@ def crown_bounds(
     Uw_best = np.where((u_out <= fwd.upper)[..., None], Uw, fwd.Uw)
     Lw_best = np.where((l_out >= fwd.lower)[..., None], Lw, fwd.Lw)
     return LinearBounds(Lw_best, fwd.Lc, Uw_best, fwd.Uc, lower, upper), pre
+
+
+SPARSE_FP_REL = 1e-12
+"""Relative outward slack of :func:`tighten_unstable` per unit of accumulated term magnitude."""
+
+
+def tighten_unstable(net: FNN, lo: np.ndarray, hi: np.ndarray, pre: list[tuple[np.ndarray, np.ndarray]]) -> list:
+    """Tighten the bounds ``pre`` (per layer (N, w) lower and upper, valid on the boxes) of every
+    hidden neuron that is unstable in its own box, by DeepPoly/CROWN back-substitution.
+
+    Same bounds as :func:`intermediate_bounds`, but sparse: only the (box, neuron) pairs that
+    straddle zero are back-substituted, stacked as the rows of one matrix, so each step is a single
+    (pairs × w) @ (w × w') product whatever the batch. Layers are processed in order, so a layer's
+    relaxations use the tightened bounds of the layers below it. ``net`` must be normalised (hidden
+    layers ReLU). Returns new arrays (the input is not modified).
+
+    Round-off: each bound is widened by ``SPARSE_FP_REL`` times the sum of the absolute values of
+    all terms that were added up to form it (|coefficient| x max |variable|, per step), which
+    bounds the float64 error of the back-substitution (as in :mod:`equivrepair.reach.bounds`).
+    """
+    lo = np.atleast_2d(np.asarray(lo, dtype=np.float64))
+    hi = np.atleast_2d(np.asarray(hi, dtype=np.float64))
+    pre = [(np.array(zl, dtype=np.float64), np.array(zu, dtype=np.float64)) for zl, zu in pre]
+    center, radius = 0.5 * (lo + hi), 0.5 * (hi - lo)
+    xM = np.maximum(np.abs(lo), np.abs(hi))
+    absW = [np.abs(layer.W) for layer in net.layers]
+    cache: dict[int, tuple] = {}
+
+    def relax(j: int) -> tuple:
+        # per box (N, w_j): relaxation of layer j and the magnitudes used for the round-off slack
+        if j not in cache:
+            pl, pu = pre[j]
+            alpha, s, t = _relaxation(pl, pu)
+            zM = np.maximum(np.abs(pl), np.abs(pu))
+            aM = xM if j == 0 else np.maximum(pre[j - 1][1], 0.0)
+            scale = aM @ absW[j].T + np.abs(net.layers[j].b)  # |W_j| max|a_{j-1}| + |b_j|
+            cache[j] = (alpha, s, t, zM, scale)
+        return cache[j]
+
+    for k in range(1, net.depth - 1):
+        zl, zu = pre[k]
+        bi, ni = np.nonzero((zl < 0) & (zu > 0))
+        if bi.size == 0:
+            continue
+        layer = net.layers[k]
+        LamU = layer.W[ni]
+        LamL = LamU
+        cU = layer.b[ni].copy()
+        cL = cU.copy()
+        magU = np.abs(cU)
+        magL = magU.copy()
+        for j in range(k - 1, -1, -1):
+            alpha, s, t, zM, scale = (a[bi] for a in relax(j))
+            pos, neg = np.maximum(LamU, 0.0), np.minimum(LamU, 0.0)
+            tU = (pos * t).sum(axis=1)  # >= 0
+            cU = cU + tU
+            LamU = pos * s + neg * alpha
+            pos, neg = np.maximum(LamL, 0.0), np.minimum(LamL, 0.0)
+            tL = (neg * t).sum(axis=1)  # <= 0
+            cL = cL + tL
+            LamL = pos * alpha + neg * s
+            # round-off: the relaxed coefficients times max|z_j|, then the products with W_j, b_j
+            zs = zM + scale
+            magU = magU + (np.abs(LamU) * zs).sum(axis=1) + tU + np.abs(cU)
+            magL = magL + (np.abs(LamL) * zs).sum(axis=1) - tL + np.abs(cL)
+            Wj, bj = net.layers[j].W, net.layers[j].b
+            cU = cU + LamU @ bj
+            cL = cL + LamL @ bj
+            LamU = LamU @ Wj
+            LamL = LamL @ Wj
+        ctr, rad = center[bi], radius[bi]
+        sU = (np.abs(LamU) * rad).sum(axis=1)
+        sL = (np.abs(LamL) * rad).sum(axis=1)
+        mU = (LamU * ctr).sum(axis=1)
+        mL = (LamL * ctr).sum(axis=1)
+        up = cU + mU + sU
+        low = cL + mL - sL
+        up = up + SPARSE_FP_REL * (magU + np.abs(cU) + (np.abs(LamU) * np.abs(ctr)).sum(axis=1) + sU)
+        low = low - SPARSE_FP_REL * (magL + np.abs(cL) + (np.abs(LamL) * np.abs(ctr)).sum(axis=1) + sL)
+        zl, zu = zl.copy(), zu.copy()
+        zl[bi, ni] = np.maximum(zl[bi, ni], low)
+        zu[bi, ni] = np.minimum(zu[bi, ni], up)
+        pre[k] = (zl, zu)
+        cache.pop(k, None)
+        cache.pop(k + 1, None)
+    return pre
