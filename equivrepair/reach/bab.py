@@ -128,6 +128,8 @@ class _DiffBounder:
     def __init__(self, orig_n: FNN, comp_n: FNN, objectives: list[tuple[int, int]], n_outputs: int):
         self.orig_n, self.comp_n = orig_n, comp_n
         self.tiers = ("crown", "crown+delta")
+        self._phi: list[float] = []  # observed gap fractions closed by the crown+delta tier
+        self._low = np.zeros((0, len(objectives)))
         self.C = np.zeros((len(objectives), n_outputs))
         for k, (s, j) in enumerate(objectives):
             self.C[k, j] = s
@@ -151,22 +153,55 @@ class _DiffBounder:
         return self if float(np.max(ub)) <= float(np.max(plain)) else None
 
     def __call__(self, lo: np.ndarray, hi: np.ndarray, thresh: np.ndarray, stats: dict):
-        from .bounds import differential_objective_bounds
+        from .bounds import tiered_objective_bounds
 
-        C = self.C
-        ob = differential_objective_bounds(self.orig_n, self.comp_n, lo, hi, C, intermediate="none", grad=True)
-        ub, coef, unstable, grad = ob.upper, ob.coef, ob.unstable, ob.grad
-        for tier in self.tiers:
-            need = np.flatnonzero(np.max(ub - thresh[None, :], axis=1) >= 0)
-            if need.size == 0:
-                break
-            stats[f"bounds_{tier}"] = stats.get(f"bounds_{tier}", 0) + int(need.size)
-            t = differential_objective_bounds(
-                self.orig_n, self.comp_n, lo[need], hi[need], C, intermediate=tier, grad=True
-            )
-            ub[need] = np.minimum(ub[need], t.upper)
-            coef[need], unstable[need], grad[need] = t.coef, t.unstable, t.grad
-        return ub + FP_SLACK * np.abs(ub), coef, unstable, grad
+        # a lower estimate of each objective on each box: its value at the centre (exact, float64)
+        centre = 0.5 * (lo + hi)
+        self._low = (self.orig_n.forward(centre) - self.comp_n.forward(centre)) @ self.C.T  # (N, K)
+        trace: list = []
+        ob = tiered_objective_bounds(
+            self.orig_n,
+            self.comp_n,
+            lo,
+            hi,
+            self.C,
+            thresh,
+            tiers=self.tiers,
+            skip_delta=self._keep_delta if self.adaptive else None,
+            stats=stats,
+            trace=trace,
+        )
+        for rows, u_crown, u_delta in trace:  # what the crown+delta tier achieved, per box
+            gap = u_crown - self._low[rows]
+            ok = (u_crown > thresh[None, :]) & (gap > 0)
+            phi = np.where(ok, (u_crown - u_delta) / np.where(ok, gap, 1.0), np.nan)
+            phi = np.nanmax(phi, axis=1) if phi.size else phi
+            self._phi.extend(phi[np.isfinite(phi)].tolist())
+            closed = np.all(u_delta + FP_SLACK * np.abs(u_delta) < thresh[None, :], axis=1)
+            stats["delta_closed"] = stats.get("delta_closed", 0) + int(closed.sum())
+        ub = ob.upper
+        return ub + FP_SLACK * np.abs(ub), ob.coef, ob.unstable, ob.grad
+
+    adaptive = True
+    MIN_OBS = 32  # crown+delta results seen before any box is denied that tier
+    QUANTILE = 0.95
+
+    def _keep_delta(self, u_crown: np.ndarray, thresh: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """(a) Which open boxes get the crown+delta tier: those whose crown bound it can plausibly
+        bring below the threshold. The tier shrinks the gap (bound − value at the centre) by a
+        fraction φ; a box needs φ >= (bound − threshold) / gap for every objective, so it is
+        skipped (split instead) when it needs more than the 95th percentile of the φ seen so far.
+        Only a performance choice: every bound stays sound."""
+        keep = np.ones(len(u_crown), dtype=bool)
+        if len(self._phi) < max(self.MIN_OBS, 1):
+            return keep
+        if len(self._phi) > 4096:
+            del self._phi[: len(self._phi) - 4096]
+        phi_hi = float(np.quantile(self._phi, self.QUANTILE))
+        gap = u_crown - self._low[rows]
+        need = np.where(u_crown > thresh[None, :], (u_crown - thresh[None, :]) / np.maximum(gap, 1e-300), 0.0)
+        need = np.where(gap > 0, need, np.inf)
+        return np.max(need, axis=1) <= phi_hi
 
 
 def discrepancy(orig: FNN, comp: FNN, x: np.ndarray) -> np.ndarray:
@@ -293,6 +328,7 @@ def maximize(
     stop_below: float | None = None,
     record_leaves: bool = False,
     use_differential: bool | str = "auto",
+    diff_backsub: bool = True,
     strong_branching_dims: int = 0,
     leaf_unstable: int = 4,
     bound: str = "crown-full",
@@ -307,6 +343,8 @@ def maximize(
     (δ_max), ``decide`` only whether all of them stay below ``epsilon``.
     ``stop_above``: stop as soon as some witness exceeds it (a counterexample to ε-equivalence);
     ``stop_below``: stop as soon as the sound upper bound is below it (equivalence proved).
+    ``diff_backsub=False`` keeps to the bounds a certificate checker re-proves with LPs (no
+    differential back-substitution, whose large leaves the checker cannot re-establish).
     """
     t0 = time.perf_counter()
     if mode == "decide":
@@ -324,7 +362,7 @@ def maximize(
     bounder = _Bounder(orig, comp, use_differential in (True, "auto"), bound)
     # same architecture: bound the objectives by differential back-substitution (_DiffBounder)
     diff = None
-    if use_differential in (True, "auto") and bound == "crown-full":
+    if diff_backsub and use_differential in (True, "auto") and bound == "crown-full":
         diff = _DiffBounder.make(bounder, objectives, lo, hi, force=use_differential is True)
     if diff is None and use_differential == "auto":
         bounder.choose_differential(lo, hi)
