@@ -139,3 +139,103 @@ def test_bab_uses_differential_backsub_and_only_requested_outputs() -> None:
     r = maximize(a, b, lo[0], hi[0], outputs=[0], mode="decide", epsilon=10.0, use_differential=True)
     assert r.objectives == [(1, 0), (-1, 0)]
     assert r.finished and np.max(r.upper) < 10.0
+
+
+# ---- tiered bounds with one forward pass, sparse (per box) Δz tightening, skipped tiers ----
+@SETTINGS
+@given(
+    seed=st.integers(0, 10_000),
+    kind=st.sampled_from(["perturbed", "rounded", "identical", "unrelated"]),
+    rows=st.sampled_from(["padded", "pairs", "auto"]),
+)
+def test_sparse_delta_tightening_encloses_samples_and_matches_dense(seed: int, kind: str, rows: str) -> None:
+    from equivrepair.reach.bounds import _diff_forward, _tighten_delta_sparse, _tighten_intermediate
+
+    a, b = (normalise(n) for n in make_pair(seed, kind))
+    lo, hi = boxes(seed, a.n_inputs)
+    f = _diff_forward(a.layers, b.layers, lo, hi)
+    for key, net in (("pre1", a), ("pre2", b)):
+        pb = tighten_unstable(net, lo, hi, [(x.T, y.T) for x, y in f[key]])
+        f[key] = [(zl.T, zu.T) for zl, zu in pb]
+    dense = {k: list(v) if isinstance(v, list) else v for k, v in f.items()}
+    sparse = {k: list(v) if isinstance(v, list) else v for k, v in f.items()}
+    _tighten_intermediate(a.layers, b.layers, dense, "delta")
+    _tighten_delta_sparse(a.layers, b.layers, sparse, rows)
+    X = samples(lo, hi, 300, seed).reshape(-1, a.n_inputs)
+    h1, h2 = X, X
+    for j, (l1, l2) in enumerate(zip(a.layers, b.layers)):
+        z1, z2 = l1.pre(h1), l2.pre(h2)
+        dz = (z1 - z2).reshape(len(lo), 300, -1)
+        sl, su = (v.T[:, None, :] for v in sparse["delta"][j])
+        assert np.all(dz >= sl - _tol(dz)) and np.all(dz <= su + _tol(dz)), (j, rows)
+        # where the neuron is unstable in its own box, exactly the dense tightening (up to round-off)
+        ul1, uu1 = f["pre1"][j]
+        ul2, uu2 = f["pre2"][j]
+        un = ((ul1 < 0) & (uu1 > 0)) | ((ul2 < 0) & (uu2 > 0))
+        for s_, d_ in zip(sparse["delta"][j], dense["delta"][j]):
+            assert np.allclose(s_[un], d_[un], rtol=1e-9, atol=1e-9)
+        h1, h2 = l1(h1), l2(h2)
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10_000), kind=st.sampled_from(["perturbed", "rounded", "identical", "unrelated"]))
+def test_tiered_bounds_enclose_samples_every_skip_pattern(seed: int, kind: str) -> None:
+    from equivrepair.reach.bounds import tiered_objective_bounds
+
+    a, b = make_pair(seed, kind)
+    lo, hi = boxes(seed, a.n_inputs)
+    m = a.n_outputs
+    C = np.vstack([np.eye(m), -np.eye(m)])
+    X = samples(lo, hi, 400, seed)
+    d = (a.forward(X.reshape(-1, a.n_inputs)) - b.forward(X.reshape(-1, a.n_inputs))).reshape(len(lo), 400, m)
+    vals = np.einsum("rm,nsm->nsr", C, d).max(axis=1)
+    rng = np.random.default_rng(seed)
+    ref = differential_objective_bounds(a, b, lo, hi, C, intermediate="crown+delta", grad=True)
+    for thresh in (np.full(len(C), -np.inf), np.median(vals, axis=0), np.full(len(C), np.inf)):
+        for tiers, skip in (
+            (("crown", "crown+delta"), None),
+            (("crown", "crown+delta"), lambda u, t, r: rng.random(len(u)) < 0.5),
+            (("crown",), None),
+            ((), None),
+        ):
+            stats: dict = {}
+            trace: list = []
+            ob = tiered_objective_bounds(
+                a, b, lo, hi, C, thresh, tiers=tiers, skip_delta=skip, stats=stats, trace=trace
+            )
+            assert np.all(vals <= ob.upper + _tol(vals)), (tiers, (vals - ob.upper).max())
+            assert np.all(ob.upper <= ob.forward)
+            assert ob.grad.shape == (len(lo), len(C), a.n_inputs) and np.all(ob.grad >= 0)
+            assert ob.coef.shape == (len(lo), len(C), a.n_inputs)
+            for rows_, u_crown, u_delta in trace:
+                assert np.all(vals[rows_] <= u_delta + _tol(vals[rows_]))
+                assert np.all(ob.upper[rows_] <= np.minimum(u_crown, u_delta))
+            if np.all(np.isneginf(thresh)) and skip is None and len(tiers) == 2:
+                # every box got every tier: at least as tight as the dense reference (sparse Δz
+                # tightening; the tiers' minimum can be tighter than crown+delta alone)
+                assert np.all(ob.upper <= ref.upper + 1e-7 * (1 + np.abs(ref.upper)))
+                assert stats.get("bounds_crown+delta", 0) == len(lo)
+            if np.all(np.isposinf(thresh)):
+                assert "bounds_crown" not in stats  # everything closes after the first tier
+    if kind == "identical":
+        assert np.all(ob.upper == 0.0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_bab_skipping_delta_tier_stays_sound(seed: int) -> None:
+    """The adaptive skip of the crown+delta tier (forced on from the start) keeps the bab sound."""
+    from equivrepair.reach import bab
+
+    a, b = make_pair(seed, "perturbed")
+    lo, hi = boxes(seed, a.n_inputs, N=1)
+    lo, hi = lo[0], hi[0]
+    X = samples(lo[None], hi[None], 4000, seed)[0]
+    d = np.abs(a.forward(X) - b.forward(X)).max()
+    old = bab._DiffBounder.MIN_OBS, bab._DiffBounder.QUANTILE
+    try:
+        bab._DiffBounder.MIN_OBS, bab._DiffBounder.QUANTILE = 0, 0.0
+        r = maximize(a, b, lo, hi, mode="max", use_differential=True, time_limit=8.0)
+    finally:
+        bab._DiffBounder.MIN_OBS, bab._DiffBounder.QUANTILE = old
+    assert d <= np.max(r.upper) + 1e-9 * (1 + d)
+    assert np.max(r.lower) <= d + 1e-9 * (1 + d) or np.max(r.lower) <= np.max(r.upper)
