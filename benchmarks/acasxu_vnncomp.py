@@ -160,7 +160,14 @@ def main() -> None:
     ap.add_argument("--nets", default=None, help="comma-separated a_b (default: all)")
     ap.add_argument("--no-nnenum", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "acasxu_vnncomp.json"))
+    ap.add_argument("--from-json", default=None, help="only rebuild the tables and the .md from a (partial) result JSON")
     args = ap.parse_args()
+    if args.from_json:
+        rec = json.loads(Path(args.from_json).read_text())
+        md = report(rec)
+        print(md)
+        Path(args.out).with_suffix(".md").write_text(md)
+        return
     nnenum_py = None if args.no_nnenum else os.environ.get("EQUIVREPAIR_NNENUM_PYTHON")
     insts = instances([int(p) for p in args.props.split(",")], args.nets.split(",") if args.nets else None)
     rows = []
@@ -203,7 +210,39 @@ def main() -> None:
             {"versions": versions(nnenum_py), "timeout": args.timeout, "rows": rows, "summary": summary}, indent=2
         )
     )
-    print(f"\nwrote {out}")
+    out.with_suffix(".md").write_text(report(json.loads(out.read_text())))
+    print(f"\nwrote {out} and {out.with_suffix('.md')}")
+
+
+def report(rec: dict) -> str:
+    rows, timeout = rec["rows"], rec["timeout"]
+    nn = any("nnenum" in r for r in rows)
+    s = summarize(rows, timeout, nn)
+    L = ["# ACAS Xu VNN-COMP instances: ours (`equivrepair vnnlib`) vs nnenum", ""]
+    if rec.get("versions"):
+        L += [f"Versions: {rec['versions']}", ""]
+    L += ["```"] + s["table"] + ["```", ""]
+    if nn:
+        both = [r for r in rows if r["ours"] in ("sat", "unsat") and r["nnenum"] in ("sat", "unsat")]
+        ratio = [r["ours_time"] / max(r["nnenum_time"], 1e-9) for r in rows]
+        L += [
+            f"- median over all instances of time ours/nnenum: {np.median(ratio):.3f} "
+            f"(unsolved counted at their wall time, i.e. about the timeout)",
+            f"- solved by both: {len(both)}; median ours {np.median([r['ours_time'] for r in both]) if both else float('nan'):.2f} s, "
+            f"nnenum {np.median([r['nnenum_time'] for r in both]) if both else float('nan'):.2f} s, median ratio "
+            f"{np.median([r['ours_time'] / r['nnenum_time'] for r in both]) if both else float('nan'):.3f}",
+            f"- solved by nnenum only: {[(r['net'], r['prop']) for r in rows if r['nnenum'] in ('sat', 'unsat') and r['ours'] not in ('sat', 'unsat')]}",
+            f"- solved by ours only: {[(r['net'], r['prop']) for r in rows if r['ours'] in ('sat', 'unsat') and r['nnenum'] not in ('sat', 'unsat')]}",
+            "",
+            "| net | prop | ours | s | nnenum | s | ratio | note |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in rows:
+            L.append(
+                f"| {r['net']} | {r['prop']} | {r['ours']} | {r['ours_time']:.2f} | {r['nnenum']} | {r['nnenum_time']:.2f} "
+                f"| {r['ours_time'] / max(r['nnenum_time'], 1e-9):.2f} | {r.get('note', '')} |"
+            )
+    return "\n".join(L) + "\n"
 
 
 def summarize(rows: list[dict], timeout: float, with_nnenum: bool) -> dict:

@@ -191,9 +191,19 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=120.0)
     ap.add_argument("--quick", action="store_true", help="6 random + 2 ACAS + 1 MNIST instances")
     ap.add_argument("--acas-equiv", action="store_true", help="also vnnlib_specs/acasxu_equiv ε-decisions")
+    ap.add_argument("--equiv-time-limit", type=float, default=None, help="per tool per instance (default --time-limit)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "crossval_marabou.json"))
+    ap.add_argument("--from-json", default=None, help="only rebuild the tables and the .md from a (partial) result JSON")
     args = ap.parse_args()
+    if args.from_json:
+        rec = json.loads(Path(args.from_json).read_text())
+        md = report(rec)
+        print(md)
+        Path(args.out).with_suffix(".md").write_text(md)
+        return
     methods = args.methods.split(",")
+    partial = Path(args.out).with_suffix(".partial.json")
+    partial.parent.mkdir(parents=True, exist_ok=True)
     insts = crossval_instances(6, 2, 1) if args.quick else crossval_instances()
     results = []
     print(f"{'instance':<24} " + " ".join(f"{m:>22}" for m in methods) + "  agree  decisions", flush=True)
@@ -215,8 +225,16 @@ def main() -> None:
         )
         cells = " ".join(f"{(r.get('delta') or float('nan')):12.6g} {r['time']:8.2f}s" for r in rs.values())
         print(f"{inst['name']:<24} {cells}  {'yes' if ok else 'NO':>5}  {'yes' if dec_ok else 'NO'}", flush=True)
+        _write_partial(partial, methods, args, results, None)
     summary = summarize(results, methods)
-    equiv = acas_equiv(args.time_limit) if args.acas_equiv else None
+    equiv = None
+    if args.acas_equiv:
+        tools = ["marabou"] + (["nnenum"] if "nnenum" in methods else [])
+        equiv = acas_equiv(
+            args.equiv_time_limit or args.time_limit,
+            tools,
+            on_row=lambda rows: _write_partial(partial, methods, args, results, {"rows": rows}),
+        )
     print()
     for line in summary["table"]:
         print(line)
@@ -241,12 +259,171 @@ def main() -> None:
         pass
     out.write_text(
         json.dumps(
-            {"versions": vers, "methods": methods, "instances": results, "summary": summary, "acas_equiv": equiv},
+            {
+                "versions": vers,
+                "methods": methods,
+                "time_limit": args.time_limit,
+                "equiv_time_limit": args.equiv_time_limit or args.time_limit,
+                "instances": results,
+                "summary": summary,
+                "acas_equiv": equiv,
+            },
             indent=2,
             default=float,
         )
     )
-    print(f"\nwrote {out}")
+    out.with_suffix(".md").write_text(report(json.loads(out.read_text())))
+    print(f"\nwrote {out} and {out.with_suffix('.md')}")
+
+
+DECIDED = ("equivalent", "not_equivalent")
+
+
+def analyze(results: list[dict], methods: list[str]) -> dict:
+    """Unsolved is not disagreement: pairwise δ agreement among the methods that solved, and ε-decision clashes
+    (two methods that both decided and differ; a decision against the sign of ε − δ_exact counts too)."""
+    pair_checked = 0
+    clashes, dec_clashes, dec_wrong = [], [], []
+    for r in results:
+        rs = r["results"]
+        solved = [m for m in methods if rs[m]["status"] == "exact"]
+        for i, a in enumerate(solved):
+            for b in solved[i + 1 :]:
+                pair_checked += 1
+                if not agree(rs[a], rs[b]):
+                    clashes.append((r["name"], a, b, rs[a]["delta"], rs[b]["delta"]))
+        # unsolved methods with bounds: their bracket must still contain every solved method's δ
+        for m in methods:
+            x = rs[m]
+            if x["status"] == "exact" or x.get("lower") is None or x.get("upper") is None:
+                continue
+            for b in solved:
+                y = rs[b]
+                slack = (x.get("tolerance") or 0) + y["tolerance"] + 1e-7 * (1 + abs(y["delta"]))
+                pair_checked += 1
+                if x["lower"] > y["upper"] + slack or y["lower"] > x["upper"] + slack:
+                    clashes.append((r["name"], m, b, (x["lower"], x["upper"]), y["delta"]))
+        for d in r["decisions"]:
+            verdicts = {m: d[m] for m in methods if d[m] in DECIDED}
+            if len(set(verdicts.values())) > 1:
+                dec_clashes.append((r["name"], d["factor"], verdicts))
+            expected = "not_equivalent" if d["factor"] < 1 else "equivalent"
+            for m, v in verdicts.items():
+                if v != expected:
+                    dec_wrong.append((r["name"], d["factor"], m, v))
+    all_solved = [r for r in results if all(r["results"][m]["status"] == "exact" for m in methods)]
+    all_decided = [r for r in results if r["decisions"] and all(d[m] in DECIDED for d in r["decisions"] for m in methods)]
+    return {
+        "instances": len(results),
+        "solved_by_all": len(all_solved),
+        "decided_by_all": len(all_decided),
+        "pairs_checked": pair_checked,
+        "delta_disagreements": clashes,
+        "decision_clashes": dec_clashes,
+        "decisions_against_exact_delta": dec_wrong,
+    }
+
+
+def report(rec: dict) -> str:
+    methods, results = rec["methods"], rec["instances"]
+    a = analyze(results, methods)
+    ours = methods[0]
+    L = [
+        "# Cross-validation suite (benchmarks/crossval_marabou.py)",
+        "",
+        f"Methods: {', '.join(methods)}; time limit {rec.get('time_limit')} s per method per query.",
+        f"Versions: {rec.get('versions', '-')}",
+        "",
+        f"- instances: {a['instances']}; solved (δ_max exact) by every method: {a['solved_by_all']}; "
+        f"every ε-decision (ε = 0.8·δ, 1.25·δ) decided by every method: {a['decided_by_all']}",
+        f"- δ_max pairs compared (both solved): {a['pairs_checked']}; disagreements: "
+        f"{a['delta_disagreements'] or 'none'}",
+        f"- ε-decision clashes between methods: {a['decision_clashes'] or 'none'}; decisions against the sign "
+        f"of ε − δ_exact: {a['decisions_against_exact_delta'] or 'none'}",
+        "",
+        f"| method | δ_max solved | median s | total s | median ratio {ours}/method | decisions solved "
+        f"| decision median s | decision median ratio {ours}/method |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    base = np.array([r["results"][ours]["time"] for r in results])
+    decs = [d for r in results for d in r["decisions"]]
+    dbase = np.array([d[f"{ours}_time"] for d in decs])
+    for m in methods:
+        t = np.array([r["results"][m]["time"] for r in results])
+        dt = np.array([d[f"{m}_time"] for d in decs])
+        solved = sum(r["results"][m]["status"] == "exact" for r in results)
+        ds = sum(d[m] in DECIDED for d in decs)
+        L.append(
+            f"| {m} | {solved}/{len(results)} | {np.median(t):.3f} | {t.sum():.1f} | {np.median(base / np.maximum(t, 1e-9)):.3f} "
+            f"| {ds}/{len(decs)} | {np.median(dt) if decs else float('nan'):.3f} "
+            f"| {np.median(dbase / np.maximum(dt, 1e-9)) if decs else float('nan'):.3f} |"
+        )
+    L += ["", "Per kind (median δ_max time, s):", "", "| kind | n | " + " | ".join(methods) + " |",
+          "|---|---|" + "---|" * len(methods)]
+    for kind in sorted({r["kind"] for r in results}):
+        sub = [r for r in results if r["kind"] == kind]
+        L.append(
+            f"| {kind} | {len(sub)} | "
+            + " | ".join(
+                f"{np.median([r['results'][m]['time'] for r in sub]):.3f} "
+                f"({sum(r['results'][m]['status'] == 'exact' for r in sub)} solved)"
+                for m in methods
+            )
+            + " |"
+        )
+    L += ["", "Per instance (δ_max, status, time s):", "", "| instance | " + " | ".join(methods) + " | decisions 0.8δ / 1.25δ |",
+          "|---|" + "---|" * (len(methods) + 1)]
+    for r in results:
+        cells = []
+        for m in methods:
+            x = r["results"][m]
+            dv = x.get("delta")
+            if dv is None and x.get("lower") is not None:
+                cells.append(f"[{x['lower']:.7g}, {x['upper']:.7g}] {x['status']} {x['time']:.2f}")
+            else:
+                cells.append(f"{dv:.7g} {x['status']} {x['time']:.2f}" if dv is not None else f"{x['status']} {x['time']:.2f}")
+        dcell = " / ".join(",".join(f"{m}:{d[m][:3]}" for m in methods) for d in r["decisions"])
+        L.append(f"| {r['name']} | " + " | ".join(cells) + f" | {dcell} |")
+    for key in ("acas_equiv", "acas_equiv_nnenum"):
+        L += _equiv_report(rec.get(key), rec)
+    return "\n".join(L) + "\n"
+
+
+def _equiv_report(eq: dict | None, rec: dict) -> list[str]:
+    L: list[str] = []
+    if eq and eq.get("rows"):
+        rows = eq["rows"]
+        tools = eq.get("tools") or ["ours"] + [t for t in ("marabou", "nnenum") if t in rows[0]]
+        L += ["", f"## ACAS Xu ε-equivalence instances (vnnlib_specs/acasxu_equiv), {len(rows)} rows, "
+              f"time limit {eq.get('time_limit', rec.get('equiv_time_limit'))} s per tool", "",
+              "| tool | solved | median s | total s | median ratio ours/tool |", "|---|---|---|---|---|"]
+        for t in tools:
+            tt = np.array([r[f"{t}_time"] for r in rows])
+            ot = np.array([r["ours_time"] for r in rows])
+            L.append(
+                f"| {t} | {sum(r[t] in DECIDED for r in rows)}/{len(rows)} | {np.median(tt):.2f} | {tt.sum():.1f} "
+                f"| {np.median(ot / np.maximum(tt, 1e-9)):.3f} |"
+            )
+        clash = [
+            (r["file"], {t: r[t] for t in tools})
+            for r in rows
+            if len({r[t] for t in tools if r[t] in DECIDED}) > 1
+        ]
+        L += ["", f"Contradictory decisions: {clash or 'none'}", "", "| file | " + " | ".join(tools) + " |",
+              "|---|" + "---|" * len(tools)]
+        for r in rows:
+            L.append(f"| {Path(r['file']).name} | " + " | ".join(f"{r[t]} {r[f'{t}_time']:.2f}" for t in tools) + " |")
+    return L
+
+
+def _write_partial(path: Path, methods: list[str], args, results: list[dict], equiv: dict | None) -> None:
+    path.write_text(
+        json.dumps(
+            {"methods": methods, "time_limit": args.time_limit, "instances": results, "acas_equiv": equiv},
+            indent=2,
+            default=float,
+        )
+    )
 
 
 def summarize(results: list[dict], methods: list[str]) -> dict:
@@ -254,20 +431,37 @@ def summarize(results: list[dict], methods: list[str]) -> dict:
         f"{len(results)} instances; δ_max agreement: {sum(r['agree'] for r in results)}/{len(results)}; "
         f"ε-decisions agree on {sum(r['decisions_agree'] for r in results)}/{len(results)} instances"
     ]
-    lines.append(f"{'method':>10} | {'solved':>6} | {'median s':>8} {'total s':>8} | ratio to {methods[0]} (median)")
+    lines.append(
+        f"{'method':>10} | {'solved':>6} | {'median s':>8} {'total s':>8} | median ratio {methods[0]}/method "
+        f"| decisions solved, median s, median ratio {methods[0]}/method"
+    )
     s: dict[str, Any] = {}
     base = [r["results"][methods[0]]["time"] for r in results]
     for m in methods:
         times = [r["results"][m]["time"] for r in results]
         solved = sum(r["results"][m]["status"] == "exact" for r in results)
         ratio = float(np.median(np.array(times) / np.maximum(base, 1e-9)))
+        inv = float(np.median(np.array(base) / np.maximum(times, 1e-9)))
+        decs = [d for r in results for d in r["decisions"]]
+        dtimes = [d[f"{m}_time"] for d in decs]
+        dbase = [d[f"{methods[0]}_time"] for d in decs]
+        dsolved = sum(d[m] in ("equivalent", "not_equivalent") for d in decs)
+        dinv = float(np.median(np.array(dbase) / np.maximum(dtimes, 1e-9))) if decs else float("nan")
         s[m] = {
             "solved": solved,
             "median_time": float(np.median(times)),
             "total_time": float(np.sum(times)),
             "median_ratio": ratio,
+            "median_ratio_ours_over_method": inv,
+            "decisions_solved": dsolved,
+            "decisions": len(decs),
+            "decisions_median_time": float(np.median(dtimes)) if decs else None,
+            "decisions_median_ratio_ours_over_method": dinv,
         }
-        lines.append(f"{m:>10} | {solved:>6} | {np.median(times):8.3f} {np.sum(times):8.1f} | {ratio:.2f}")
+        lines.append(
+            f"{m:>10} | {solved:>6} | {np.median(times):8.3f} {np.sum(times):8.1f} | {inv:12.3f} "
+            f"| {dsolved}/{len(decs)}, {np.median(dtimes) if decs else float('nan'):.3f}, {dinv:.3f}"
+        )
     for kind in sorted({r["kind"] for r in results}):
         sub = [r for r in results if r["kind"] == kind]
         lines.append(
@@ -278,13 +472,14 @@ def summarize(results: list[dict], methods: list[str]) -> dict:
     return s
 
 
-def acas_equiv(time_limit: float) -> dict:
+def acas_equiv(time_limit: float, tools: list[str] | None = None, on_row=None) -> dict:
     """ε-equivalence instances of vnnlib_specs/acasxu_equiv (the *_eps_*.vnnlib files, not thresholds): ours vs Marabou."""
     from equivrepair.nets.load import load_network
     from equivrepair.reach.api import check
     from equivrepair.reach.external import decide_external
     from equivrepair.spec.vnnlib import read_vnnlib
 
+    tools = tools or ["marabou"]
     folder = ROOT / "vnnlib_specs" / "acasxu_equiv"
     man = json.loads((folder / "manifest.json").read_text())
     rows = []
@@ -299,32 +494,38 @@ def acas_equiv(time_limit: float) -> dict:
             t0 = time.perf_counter()
             r["ours"] = check(orig, comp, box, v["epsilon"], time_limit=time_limit).verdict
             r["ours_time"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            try:
-                d = decide_external("marabou", orig, comp, box, v["epsilon"], time_limit=time_limit)
-                r["marabou"], r["marabou_external"] = d.verdict, d.stats.get("external_time")
-            except Exception as exc:
-                r["marabou"] = f"error: {exc}"
-            r["marabou_time"] = time.perf_counter() - t0
+            for tool in tools:
+                t0 = time.perf_counter()
+                try:
+                    d = decide_external(tool, orig, comp, box, v["epsilon"], time_limit=time_limit)
+                    r[tool], r[f"{tool}_external"] = d.verdict, d.stats.get("external_time")
+                except Exception as exc:
+                    r[tool] = f"error: {exc}"
+                r[f"{tool}_time"] = time.perf_counter() - t0
             rows.append(r)
             print(
                 f"{Path(v['file']).name[:60]:<60} ours {r['ours']:>15} {r['ours_time']:7.2f}s  "
-                f"marabou {r['marabou']:>15} {r['marabou_time']:7.2f}s",
+                + "  ".join(f"{t} {r[t]:>15} {r[f'{t}_time']:7.2f}s" for t in tools),
                 flush=True,
             )
-    lines = ["ACAS Xu ε-equivalence instances (vnnlib_specs/acasxu_equiv):"]
-    for t in ("ours", "marabou"):
+            if on_row:
+                on_row(rows)
+    lines = [f"ACAS Xu ε-equivalence instances (vnnlib_specs/acasxu_equiv), time limit {time_limit:g} s per tool:"]
+    for t in ["ours"] + tools:
         solved = sum(r[t] in ("equivalent", "not_equivalent") for r in rows)
         lines.append(
             f"  {t:>8}: solved {solved}/{len(rows)}, median {np.median([r[f'{t}_time'] for r in rows]):.2f} s, "
             f"total {np.sum([r[f'{t}_time'] for r in rows]):.1f} s"
         )
-    ratio = np.median([r["marabou_time"] / max(r["ours_time"], 1e-9) for r in rows]) if rows else float("nan")
-    lines.append(
-        f"  median time ratio marabou/ours: {ratio:.2f}; answers agree on "
-        f"{sum(r['ours'] == r['marabou'] for r in rows)}/{len(rows)}"
-    )
-    return {"rows": rows, "table": lines}
+    decided = ("equivalent", "not_equivalent")
+    for t in tools:
+        ratio = np.median([r["ours_time"] / max(r[f"{t}_time"], 1e-9) for r in rows]) if rows else float("nan")
+        clash = [r["file"] for r in rows if r["ours"] in decided and r[t] in decided and r["ours"] != r[t]]
+        lines.append(
+            f"  median time ratio ours/{t}: {ratio:.2f}; same answer on {sum(r['ours'] == r[t] for r in rows)}/"
+            f"{len(rows)}; contradictory decisions: {clash or 'none'}"
+        )
+    return {"rows": rows, "table": lines, "time_limit": time_limit, "tools": ["ours"] + tools}
 
 
 if __name__ == "__main__":
