@@ -21,6 +21,9 @@ time spent outside Python (in the solver's C/C++ code or its subprocess) is in `
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -74,6 +77,35 @@ class Backend:
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "backend_version": self.version()}
+
+
+def grace_seconds(time_limit: float | None) -> float | None:
+    """How long a solver process may overrun its own time limit before it is killed."""
+    return None if time_limit is None else float(time_limit) + 2.0 + 0.1 * float(time_limit)
+
+
+def run_killable(cmd: Sequence[str], timeout: float | None, **kwargs: Any) -> subprocess.CompletedProcess:
+    """``subprocess.run`` in a session of its own: at the timeout the whole process group is
+    killed (solvers fork workers that would otherwise outlive the call), then TimeoutExpired."""
+    proc = subprocess.Popen(
+        list(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, **kwargs
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.communicate()
+        raise
+    finally:
+        if proc.poll() is None:  # an exception on the way out (e.g. KeyboardInterrupt)
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def epsilon_dnf(m: int, eps: float, outputs: Sequence[int]) -> list[Conj]:

@@ -50,7 +50,17 @@ from ...merge import merge
 from ...nets.ir import FNN
 from ...spec.sets import Box
 from ..result import Discrepancy
-from .common import Backend, BackendUnavailable, Conj, ExternalError, QueryResult, _sound_upper, disc
+from .common import (
+    Backend,
+    BackendUnavailable,
+    Conj,
+    ExternalError,
+    QueryResult,
+    _sound_upper,
+    disc,
+    grace_seconds,
+    run_killable,
+)
 
 ENV_VAR = "EQUIVREPAIR_NNENUM_PYTHON"
 INSTALL_HINT = (
@@ -117,15 +127,9 @@ class NnenumBackend(Backend):
             env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
             env.pop("PYTHONPATH", None)
             t0 = time.perf_counter()
-            grace = None if time_limit is None else time_limit + 30.0
             try:
-                proc = subprocess.run(
-                    [self.python, str(WORKER), str(req), str(out)],
-                    capture_output=True,
-                    text=True,
-                    timeout=grace,
-                    env=env,
-                    cwd=tmp,
+                proc = run_killable(
+                    [self.python, str(WORKER), str(req), str(out)], grace_seconds(time_limit), env=env, cwd=tmp
                 )
             except subprocess.TimeoutExpired:
                 return {

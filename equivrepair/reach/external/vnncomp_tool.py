@@ -34,7 +34,7 @@ import numpy as np
 
 from ...nets.ir import FNN
 from ...spec.sets import Box
-from .common import Backend, BackendUnavailable, Conj, QueryResult
+from .common import Backend, BackendUnavailable, Conj, QueryResult, run_killable
 
 ENV_VAR = "EQUIVREPAIR_VNNCOMP_TOOL"
 INSTALL_HINT = (
@@ -96,14 +96,7 @@ class VnncompToolBackend(Backend):
         return self._onnx[h]
 
     def _run(self, script: str, args: list[str], timeout: float | None) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            ["bash", str(self.scripts / script), *args],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=timeout,
-            cwd=str(self.workdir),
-        )
+        return run_killable(["bash", str(self.scripts / script), *args], timeout, env=self.env, cwd=str(self.workdir))
 
     def query(self, net: FNN, box: Box, dnf: Sequence[Conj], time_limit: float | None) -> QueryResult:
         from ...spec.vnncomp import read_result_file
