@@ -346,27 +346,29 @@ def _plot(summ: list[dict], path: Path) -> None:
         if ex:
             ax.plot(
                 [s["value"] for s in ex],
-                [s["exact"] for s in ex],
+                [100.0 * s["exact"] / s["n"] for s in ex],
                 "o-",
                 color=color,
-                label=f"{net}: exact δ_max (n={ex[0]['n']} images)",
+                label=f"{net}: exact δ_max (n = {'/'.join(str(s['n']) for s in ex)} images)",
             )
-        dec = sorted(
-            [s for s in summ if s["net"] == net and s["kind"] == "p" and s["exact"] is None], key=lambda s: s["value"]
-        )
-        ss = dec or ex
+        # ε decisions: per p the run with the most images (exact+decide or decide-only)
+        best: dict[int, dict] = {}
+        for s in summ:
+            if s["net"] == net and s["kind"] == "p" and s["n"] > best.get(s["value"], {}).get("n", 0):
+                best[s["value"]] = s
+        ss = [best[k] for k in sorted(best)]
         if not ss:
             continue
-        ps = [s["value"] for s in ss]
         ax.plot(
-            ps,
-            [s["equivalent"] + s["not_equivalent"] for s in ss],
+            [s["value"] for s in ss],
+            [100.0 * (s["equivalent"] + s["not_equivalent"]) / s["n"] for s in ss],
             "s--",
             color=color,
-            label=f"{net}: ε=1 decided (n={ss[0]['n']}, {ss[0]['run']})",
+            label=f"{net}: ε=1 decided (n = {'/'.join(str(s['n']) for s in ss)} images)",
         )
     ax.set_xlabel("p (every pixel ±p/255)")
-    ax.set_ylabel("solved images")
+    ax.set_ylabel("solved images (%)")
+    ax.set_ylim(-3, 103)
     ax.set_title("MNIST local equivalence: solved images vs p")
     ax.legend(fontsize=8)
     fig.tight_layout()
