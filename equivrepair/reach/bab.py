@@ -16,6 +16,7 @@ mode, on the maximum in ``max`` mode), at the time limit, or at the branch limit
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -179,7 +180,10 @@ class _DiffBounder:
             gap = u_crown - self._low[rows]
             ok = (u_crown > thresh[None, :]) & (gap > 0)
             phi = np.where(ok, (u_crown - u_delta) / np.where(ok, gap, 1.0), np.nan)
-            phi = np.nanmax(phi, axis=1) if phi.size else phi
+            if phi.size:  # rows where no objective was open give NaN: dropped below
+                with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    phi = np.nanmax(phi, axis=1)
             self._phi.extend(phi[np.isfinite(phi)].tolist())
             closed = np.all(u_delta + FP_SLACK * np.abs(u_delta) < thresh[None, :], axis=1)
             stats["delta_closed"] = stats.get("delta_closed", 0) + int(closed.sum())
