@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+import numpy as np
+
 from ..cli import EXIT_NOT_EQUIVALENT, EXIT_OK, EXIT_UNKNOWN
 from .common import add_input_set_args, add_network_args, load_pair, resolve_input_set
 
@@ -92,7 +94,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"ε-equivalence (ε = {args.epsilon:g}): {dec.verdict.upper()}")
         print(f"  max |Φ1 − Φ2|∞ in [{dec.lower:.9g}, {dec.upper:.9g}]   time {dec.stats.get('time', 0):.2f} s")
         if dec.counterexample is not None:
-            print(f"  counterexample (|Δ| = {dec.counterexample_value:.9g}): {dec.counterexample.tolist()}")
+            x = np.asarray(dec.counterexample)
+            shown = np.array2string(x[:8], precision=6, separator=", ") + (" ..." if x.size > 8 else "")
+            print(f"  counterexample (|Δ| = {dec.counterexample_value:.9g}): {shown} (all of it in --json)")
         payload = dec.to_json()
         code = {"equivalent": EXIT_OK, "not_equivalent": EXIT_NOT_EQUIVALENT}.get(dec.verdict, EXIT_UNKNOWN)
         result = dec
