@@ -198,6 +198,16 @@ def _load_net(path: str, raw_inputs: bool):
 _IN_HELPER = False  # set in helper processes, which need no Dask import
 
 
+def _new_record(spec: dict[str, Any]) -> dict[str, Any]:
+    """The fields every stored result starts with: job key, worker, process and start time."""
+    return {
+        "key": spec.get("key"),
+        "worker": _worker_name(),
+        "pid": os.getpid(),
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+    }
+
+
 def _worker_name() -> str:
     if _IN_HELPER:
         return f"{socket.gethostname()}:{os.getpid()}"
@@ -226,12 +236,7 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
         return _run_job_here(spec)
     grace = spec.get("grace")
     grace = default_grace(tmo) if grace is None else float(grace)
-    rec: dict[str, Any] = {
-        "key": spec.get("key"),
-        "worker": _worker_name(),
-        "pid": os.getpid(),
-        "started_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-    }
+    rec = _new_record(spec)
     try:
         helper, t_start = _helper()
         rec["helper_pid"] = helper.proc.pid
@@ -268,12 +273,7 @@ def _run_job_here(spec: dict[str, Any]) -> dict[str, Any]:
     if spec.get("timeout") is not None and spec.get("started_wall") is None:
         spec = dict(spec, started_wall=time.time())
     t0 = time.perf_counter()
-    rec: dict[str, Any] = {
-        "key": spec.get("key"),
-        "worker": _worker_name(),
-        "pid": os.getpid(),
-        "started_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-    }
+    rec = _new_record(spec)
     try:
         orig = _load_net(spec["orig"], spec.get("nnet_raw_inputs", False))
         comp = _load_net(spec["comp"], spec.get("nnet_raw_inputs", False))
