@@ -22,29 +22,10 @@ model with :func:`lp.safe_lower_bound` are rigorous for the model as built.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from ..nets.ir import FNN
 from .lp import LPModel, _Builder, check_merged, difference_cuts, layer_bounds, unstable_rows
-
-
-@dataclass
-class CompactModel(LPModel):
-    """An :class:`LPModel` that remembers which neuron each column stands for.
-
-    ``neurons[i] = (idx, zcols, acols, dcols)`` for hidden layer i: the needed neurons and their
-    pre-activation, activation and binary columns (−1 where a neuron has none).
-    """
-
-    neurons: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
-
-
-def _dense_rows(b: _Builder, M: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
-    """Rows M v in [lo, hi] over the first M.shape[1] columns (M dense; zeros dropped)."""
-    r, c = np.nonzero(M)
-    b.add_rows(r, c, M[r, c], lo, hi)
 
 
 def build_compact(
@@ -74,7 +55,6 @@ def build_compact(
     prev_lo, prev_hi = lo, hi
     int_cols: list[np.ndarray] = []
     n_unstable = 0
-    neurons: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     for i in range(n_hidden):
         W, bias = layers[i].W, layers[i].b
         zl, zu = layer_bounds(W, bias, pre_bounds[i], prev_lo, prev_hi)
@@ -105,14 +85,11 @@ def build_compact(
             M = np.zeros((k.size, b.n_cols))
             M[:, :ncols_before] = -Z[k]
             M[np.arange(k.size), zcol[k]] = 1.0
-            _dense_rows(b, M, zc[k], zc[k])
+            b.add_dense_rows(M, np.arange(b.n_cols), zc[k], zc[k])
         ku = np.flatnonzero(unstable)
-        dcol = np.full(n, -1)
         if ku.size:
             acol[ku] = b.add_cols(np.zeros(ku.size), np.maximum(zu[ku], 0.0))
-            d = unstable_rows(b, zcol[ku], acol[ku], zl[ku], zu[ku], integer, int_cols)
-            if d is not None:
-                dcol[ku] = d
+            unstable_rows(b, zcol[ku], acol[ku], zl[ku], zu[ku], integer, int_cols)
         # twins that are stable still need an activation column for the cuts
         ka = np.flatnonzero(needed & active)
         acol[ka] = zcol[ka]
@@ -131,7 +108,6 @@ def build_compact(
         kk = np.flatnonzero(needed & (active | unstable))
         E_new[kk, acol[kk]] = 1.0
         E, e = E_new, e_new
-        neurons.append((k, zcol, acol, dcol))
         prev_lo, prev_hi = np.maximum(zl, 0.0), np.maximum(zu, 0.0)
     W, bias = layers[-1].W, layers[-1].b
     yl, yu = layer_bounds(W, bias, pre_bounds[n_hidden] if len(pre_bounds) > n_hidden else None, prev_lo, prev_hi)
@@ -142,13 +118,11 @@ def build_compact(
     M = np.zeros((m, b.n_cols))
     M[:, : Y.shape[1]] = -Y
     M[np.arange(m), y] = 1.0
-    _dense_rows(b, M, yc, yc)
+    b.add_dense_rows(M, np.arange(b.n_cols), yc, yc)
     if A is not None:
         A = np.atleast_2d(np.asarray(A, dtype=np.float64))
         cc = np.asarray(c, dtype=np.float64).ravel()
-        M = np.zeros((A.shape[0], b.n_cols))
-        M[:, x_cols] = A
-        _dense_rows(b, M, np.full(cc.size, -np.inf), cc)
+        b.add_dense_rows(A, x_cols, np.full(cc.size, -np.inf), cc)
     Am, rl, ru, cl, cu = b.build()
     ints = np.concatenate(int_cols) if int_cols else np.zeros(0, dtype=int)
-    return CompactModel(Am, rl, ru, cl, cu, x_cols, y, ints, n_unstable, neurons)
+    return LPModel(Am, rl, ru, cl, cu, x_cols, y, ints, n_unstable)

@@ -219,10 +219,10 @@ def unstable_rows(
     uk: np.ndarray,
     integer: bool,
     int_cols: list[np.ndarray],
-) -> np.ndarray | None:
+) -> None:
     """Rows of unstable ReLUs (columns z, a): a >= z, plus the big-M rows with a new binary δ
-    (a − z − l δ <= −l, a − u δ <= 0) or the triangle's chord a − λ z <= −λ l. Returns the δ
-    columns (None for the LP)."""
+    (a − z − l δ <= −l, a − u δ <= 0; δ's columns appended to ``int_cols``) or the triangle's
+    chord a − λ z <= −λ l."""
     k = z.size
     r = np.arange(k)
     ones = np.ones(k)
@@ -246,11 +246,10 @@ def unstable_rows(
             np.full(k, -np.inf),
             np.zeros(k),
         )
-        return d
+        return
     lam = uk / (uk - lk)
     rhs = -lam * lk + FP_REL * (np.abs(lam * lk) + np.abs(uk))
     b.add_rows(np.concatenate([r, r]), np.concatenate([a, z]), np.concatenate([ones, -lam]), np.full(k, -np.inf), rhs)
-    return None
 
 
 def difference_cuts(
