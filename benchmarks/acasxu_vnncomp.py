@@ -160,7 +160,9 @@ def main() -> None:
     ap.add_argument("--nets", default=None, help="comma-separated a_b (default: all)")
     ap.add_argument("--no-nnenum", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "acasxu_vnncomp.json"))
-    ap.add_argument("--from-json", default=None, help="only rebuild the tables and the .md from a (partial) result JSON")
+    ap.add_argument(
+        "--from-json", default=None, help="only rebuild the tables and the .md from a (partial) result JSON"
+    )
     args = ap.parse_args()
     if args.from_json:
         rec = json.loads(Path(args.from_json).read_text())

@@ -193,7 +193,9 @@ def main() -> None:
     ap.add_argument("--acas-equiv", action="store_true", help="also vnnlib_specs/acasxu_equiv ε-decisions")
     ap.add_argument("--equiv-time-limit", type=float, default=None, help="per tool per instance (default --time-limit)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "crossval_marabou.json"))
-    ap.add_argument("--from-json", default=None, help="only rebuild the tables and the .md from a (partial) result JSON")
+    ap.add_argument(
+        "--from-json", default=None, help="only rebuild the tables and the .md from a (partial) result JSON"
+    )
     args = ap.parse_args()
     if args.from_json:
         rec = json.loads(Path(args.from_json).read_text())
@@ -312,7 +314,9 @@ def analyze(results: list[dict], methods: list[str]) -> dict:
                 if v != expected:
                     dec_wrong.append((r["name"], d["factor"], m, v))
     all_solved = [r for r in results if all(r["results"][m]["status"] == "exact" for m in methods)]
-    all_decided = [r for r in results if r["decisions"] and all(d[m] in DECIDED for d in r["decisions"] for m in methods)]
+    all_decided = [
+        r for r in results if r["decisions"] and all(d[m] in DECIDED for d in r["decisions"] for m in methods)
+    ]
     return {
         "instances": len(results),
         "solved_by_all": len(all_solved),
@@ -358,8 +362,13 @@ def report(rec: dict) -> str:
             f"| {ds}/{len(decs)} | {np.median(dt) if decs else float('nan'):.3f} "
             f"| {np.median(dbase / np.maximum(dt, 1e-9)) if decs else float('nan'):.3f} |"
         )
-    L += ["", "Per kind (median δ_max time, s):", "", "| kind | n | " + " | ".join(methods) + " |",
-          "|---|---|" + "---|" * len(methods)]
+    L += [
+        "",
+        "Per kind (median δ_max time, s):",
+        "",
+        "| kind | n | " + " | ".join(methods) + " |",
+        "|---|---|" + "---|" * len(methods),
+    ]
     for kind in sorted({r["kind"] for r in results}):
         sub = [r for r in results if r["kind"] == kind]
         L.append(
@@ -371,8 +380,13 @@ def report(rec: dict) -> str:
             )
             + " |"
         )
-    L += ["", "Per instance (δ_max, status, time s):", "", "| instance | " + " | ".join(methods) + " | decisions 0.8δ / 1.25δ |",
-          "|---|" + "---|" * (len(methods) + 1)]
+    L += [
+        "",
+        "Per instance (δ_max, status, time s):",
+        "",
+        "| instance | " + " | ".join(methods) + " | decisions 0.8δ / 1.25δ |",
+        "|---|" + "---|" * (len(methods) + 1),
+    ]
     for r in results:
         cells = []
         for m in methods:
@@ -381,7 +395,9 @@ def report(rec: dict) -> str:
             if dv is None and x.get("lower") is not None:
                 cells.append(f"[{x['lower']:.7g}, {x['upper']:.7g}] {x['status']} {x['time']:.2f}")
             else:
-                cells.append(f"{dv:.7g} {x['status']} {x['time']:.2f}" if dv is not None else f"{x['status']} {x['time']:.2f}")
+                cells.append(
+                    f"{dv:.7g} {x['status']} {x['time']:.2f}" if dv is not None else f"{x['status']} {x['time']:.2f}"
+                )
         dcell = " / ".join(",".join(f"{m}:{d[m][:3]}" for m in methods) for d in r["decisions"])
         L.append(f"| {r['name']} | " + " | ".join(cells) + f" | {dcell} |")
     for key in ("acas_equiv", "acas_equiv_nnenum"):
@@ -394,9 +410,14 @@ def _equiv_report(eq: dict | None, rec: dict) -> list[str]:
     if eq and eq.get("rows"):
         rows = eq["rows"]
         tools = eq.get("tools") or ["ours"] + [t for t in ("marabou", "nnenum") if t in rows[0]]
-        L += ["", f"## ACAS Xu ε-equivalence instances (vnnlib_specs/acasxu_equiv), {len(rows)} rows, "
-              f"time limit {eq.get('time_limit', rec.get('equiv_time_limit'))} s per tool", "",
-              "| tool | solved | median s | total s | median ratio ours/tool |", "|---|---|---|---|---|"]
+        L += [
+            "",
+            f"## ACAS Xu ε-equivalence instances (vnnlib_specs/acasxu_equiv), {len(rows)} rows, "
+            f"time limit {eq.get('time_limit', rec.get('equiv_time_limit'))} s per tool",
+            "",
+            "| tool | solved | median s | total s | median ratio ours/tool |",
+            "|---|---|---|---|---|",
+        ]
         for t in tools:
             tt = np.array([r[f"{t}_time"] for r in rows])
             ot = np.array([r["ours_time"] for r in rows])
@@ -405,12 +426,15 @@ def _equiv_report(eq: dict | None, rec: dict) -> list[str]:
                 f"| {np.median(ot / np.maximum(tt, 1e-9)):.3f} |"
             )
         clash = [
-            (r["file"], {t: r[t] for t in tools})
-            for r in rows
-            if len({r[t] for t in tools if r[t] in DECIDED}) > 1
+            (r["file"], {t: r[t] for t in tools}) for r in rows if len({r[t] for t in tools if r[t] in DECIDED}) > 1
         ]
-        L += ["", f"Contradictory decisions: {clash or 'none'}", "", "| file | " + " | ".join(tools) + " |",
-              "|---|" + "---|" * len(tools)]
+        L += [
+            "",
+            f"Contradictory decisions: {clash or 'none'}",
+            "",
+            "| file | " + " | ".join(tools) + " |",
+            "|---|" + "---|" * len(tools),
+        ]
         for r in rows:
             L.append(f"| {Path(r['file']).name} | " + " | ".join(f"{r[t]} {r[f'{t}_time']:.2f}" for t in tools) + " |")
     return L

@@ -5,16 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
 from ..cli import EXIT_NOT_EQUIVALENT, EXIT_OK, EXIT_UNKNOWN
-from .common import add_input_set_args, add_network_args, load_pair, resolve_input_set
+from .common import add_input_set_args, add_network_args, is_nnet, load_pair, resolve_input_set
 
 EXAMPLE = """examples:
   equivrepair verify orig.onnx comp.onnx --input-set prop_1.vnnlib
   equivrepair verify orig.onnx comp.nnet --input-set box.json --method differential --json out.json
   equivrepair verify orig.onnx comp.onnx --center x0.npy --radius 0.01 --epsilon 0.05 --timeout 60
+  equivrepair verify mnist.onnx int8.onnx --center x0.npy --radius 0.004 --activation-rounding model
 exit codes: 0 done (with --epsilon: equivalent), 1 not equivalent, 2 unknown/timeout, 3 input error"""
 
 
@@ -46,6 +48,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", metavar="OUT", help="write the result as JSON ('-' for stdout)")
     p.add_argument("--certificate", metavar="OUT", help="write an equivalence certificate (JSON)")
     p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.add_argument(
+        "--activation-rounding",
+        choices=("ignore", "model"),
+        default="ignore",
+        help="COMP from `compress --method int8-qat` stands for an int8 model that rounds every activation; "
+        "'model' bounds that int8 model itself (rounding as a bounded perturbation; grids from COMP.meta.json "
+        "or --meta), 'ignore' (default) verifies the FNN in the file",
+    )
+    p.add_argument("--meta", metavar="FILE", help="COMP's compression metadata (default: COMP.meta.json if present)")
     p.set_defaults(func=run)
 
 
@@ -68,6 +79,14 @@ def run(args: argparse.Namespace) -> int:
 
     orig, comp = load_pair(args)
     box = resolve_input_set(args, orig)
+    if args.activation_rounding == "model":
+        return _run_int8(args, orig, box)
+    side = Path(args.meta or str(args.comp) + ".meta.json")
+    if side.is_file() and '"activation_rounding": "ignored"' in side.read_text():
+        print(
+            f"note: {side} describes an int8 model whose activation rounding this FNN ignores; "
+            "--activation-rounding model bounds the int8 model itself"
+        )
     outputs = [int(v) for v in args.outputs.split(",")] if args.outputs else None
     opts = {}
     if args.atol is not None:
@@ -153,4 +172,58 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_UNKNOWN
         write_certificate(args.certificate, cert)
         print(f"certificate written to {args.certificate}")
+    return code
+
+
+def _run_int8(args: argparse.Namespace, orig, box) -> int:
+    """``--activation-rounding model``: bounds for the int8 model behind COMP (see reach.rounding)."""
+    from ..nets.load import load_compressed
+    from ..reach.rounding import evaluate_int8
+
+    if args.certificate:
+        print("equivrepair verify: certificates do not cover --activation-rounding model yet", file=sys.stderr)
+        return 3
+    comp, meta_file = load_compressed(
+        args.comp, args.meta, **({"input_normalization": args.nnet_raw_inputs} if is_nnet(args.comp) else {})
+    )
+    outputs = [int(v) for v in args.outputs.split(",")] if args.outputs else None
+    opts = {k: v for k, v in (("atol", args.atol), ("rtol", args.rtol)) if v is not None}
+    print(f"Φ1 {orig.name}  vs  the int8 model behind {comp.name} (grids from {meta_file or 'its metadata'})")
+    r = evaluate_int8(
+        orig,
+        comp,
+        box,
+        method=args.method,
+        time_limit=args.timeout,
+        outputs=outputs,
+        progress=_progress(args.quiet),
+        **opts,
+    )
+    print(
+        f"rounding model: {r.stats['model_inputs']} inputs (x and one error per rounding), "
+        f"widths {'-'.join(map(str, r.stats['model_widths']))}; engine status {r.model.status}"
+    )
+    print(
+        f"max |Φ1 − int8|∞ in [{r.lower:.9g}, {r.upper:.9g}]   (lower: the int8 arithmetic at a witness; "
+        f"upper: sound)   time {r.stats['time']:.2f} s"
+    )
+    payload = r.to_json()
+    code = EXIT_OK
+    if args.epsilon is not None:
+        verdict = "equivalent" if r.upper < args.epsilon else "not_equivalent" if r.lower >= args.epsilon else "unknown"
+        print(f"ε-equivalence of the int8 model (ε = {args.epsilon:g}): {verdict.upper()}")
+        payload["verdict"] = verdict
+        code = {"equivalent": EXIT_OK, "not_equivalent": EXIT_NOT_EQUIVALENT}.get(verdict, EXIT_UNKNOWN)
+    elif r.model.status != "exact":
+        code = EXIT_UNKNOWN
+    payload.update(
+        orig={"path": args.orig, "sha256": orig.content_hash},
+        input_set=box.to_json(),
+        comp={"path": args.comp, "sha256": comp.content_hash, "metadata_file": meta_file},
+    )
+    if args.json == "-":
+        print(json.dumps(payload, indent=2))
+    elif args.json:
+        with open(args.json, "w") as fh:
+            json.dump(payload, fh, indent=2)
     return code

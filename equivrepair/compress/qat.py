@@ -16,9 +16,10 @@ The converted int8 model is read back into an FNN with weights ``int8 code * cha
 output to a uint8 grid (and the bias to int32 with scale ``s_in * s_w``); that rounding is not
 piecewise linear and the FNN **ignores it**. The metadata records this
 (``metadata["quantization"]["activation_rounding"] = "ignored"``) together with every layer's
-activation scale, zero point and clamp range, so a verifier can treat it as a bounded perturbation
-``|err| <= scale / 2`` on each layer output inside the clamp range. The accuracy of the FNN (as
-verified) is reported next to the accuracy of the int8 torch model.
+activation scale, zero point and clamp range. :mod:`equivrepair.reach.rounding` uses them to bound
+the int8 model itself (every rounding error a bounded extra input, clamps modelled exactly;
+``equivrepair verify --activation-rounding model``). The accuracy of the FNN is reported next to
+the accuracy of the int8 torch model.
 """
 
 from __future__ import annotations
@@ -166,8 +167,8 @@ class _EagerNet(nn.Module):
         for layer in net.layers:
             lin = nn.Linear(layer.n_in, layer.n_out)
             with torch.no_grad():
-                lin.weight.copy_(torch.as_tensor(layer.W, dtype=torch.float32))
-                lin.bias.copy_(torch.as_tensor(layer.b, dtype=torch.float32))
+                lin.weight.copy_(torch.tensor(np.array(layer.W), dtype=torch.float32))
+                lin.bias.copy_(torch.tensor(np.array(layer.b), dtype=torch.float32))
             self.fcs.append(lin)
             self.acts.append(nn.ReLU() if layer.activation == "relu" else nn.Identity())
         self.dequant = DeQuantStub()
@@ -328,8 +329,8 @@ def int8_to_fnn(qmodel: nn.Module, like: FNN) -> FNN:
         "activation_note": (
             "the int8 model rounds the input (input_scale) and every layer output (output_scale, after "
             "ReLU for fused Linear+ReLU) to quint8 grids and clamps to output_range, and rounds biases to "
-            "int32 with scale input_scale*weight_scale; the FNN ignores all of it. Treat each layer output "
-            "as perturbed by at most output_scale/2 inside output_range."
+            "int32 with scale input_scale*weight_scale; the FNN ignores all of it. `equivrepair verify "
+            "--activation-rounding model` bounds the int8 model itself (equivrepair.reach.rounding)."
         ),
         "input_quantization": {
             "scale": in_scale,

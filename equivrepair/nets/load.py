@@ -9,6 +9,7 @@ between the Linear layers, the last layer linear). They are written as a ``torch
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -90,3 +91,25 @@ def save_network(net: FNN, path: str | Path, **kwargs: Any) -> Any:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(to_torch(net, **kwargs), str(path))
     return path
+
+
+def load_compressed(path: str | Path, meta: str | Path | None = None, **kwargs: Any) -> tuple[FNN, str | None]:
+    """Read a compressed network and its compression metadata (network files do not carry it).
+
+    The metadata comes from ``meta`` when given, else from the sidecar ``<path>.meta.json`` that
+    ``equivrepair compress`` writes, when present. Either file holds ``{"metadata": {...}}`` (the
+    sidecar) or the metadata object itself. Returns the network and the file used (or ``None``).
+    """
+    net = load_network(path, **kwargs)
+    candidates = [Path(meta)] if meta is not None else [Path(str(path) + ".meta.json")]
+    for p in candidates:
+        if p.is_file():
+            try:
+                d = json.loads(p.read_text())
+            except json.JSONDecodeError as exc:
+                raise FormatError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+            md = d.get("metadata", d) if isinstance(d, dict) else {}
+            return net.replace(metadata={**dict(net.metadata), **md}), str(p)
+        if meta is not None:
+            raise FileNotFoundError(f"{p}: no such metadata file")
+    return net, None

@@ -41,6 +41,7 @@ import numpy as np
 
 from ..compress.report import accuracy as _accuracy
 from ..nets.ir import FNN, Layer
+from ..nets.load import load_compressed  # noqa: F401  (re-exported: repair's API)
 from ..reach.api import evaluate
 from ..spec.sets import Box
 from .boxes import fold_pair
@@ -485,32 +486,6 @@ def repair(
     return RepairResult(
         out, rounds, rounds[-1]["met"], reason, c, cfg, time.perf_counter() - t_start, bounds, initial_bounds
     )
-
-
-def load_compressed(path: str | Path, meta: str | Path | None = None) -> tuple[FNN, str | None]:
-    """Read a compressed network and its compression metadata (network files do not carry it).
-
-    The metadata comes from ``meta`` when given, else from the sidecar ``<path>.meta.json`` that
-    ``equivrepair compress`` writes, when present. Either file holds ``{"metadata": {...}}`` (the
-    sidecar) or the metadata object itself. Returns the network and the file used (or ``None``).
-    """
-    from ..nets.load import load_network
-
-    net = load_network(path)
-    candidates = [Path(meta)] if meta is not None else [Path(str(path) + ".meta.json")]
-    for p in candidates:
-        if p.is_file():
-            try:
-                d = json.loads(p.read_text())
-            except json.JSONDecodeError as exc:
-                from ..errors import FormatError
-
-                raise FormatError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-            md = d.get("metadata", d) if isinstance(d, dict) else {}
-            return net.replace(metadata={**dict(net.metadata), **md}), str(p)
-        if meta is not None:
-            raise FileNotFoundError(f"{p}: no such metadata file")
-    return net, None
 
 
 def sweep(
