@@ -40,7 +40,7 @@ def _errors_hit_the_model(orig, comp, spec, box, X):
     """F(x, e) with the int8 model's actual rounding errors e reproduces the int8 output."""
     model = rounding_model(orig, comp, spec, box)
     q, steps = simulate_int8(comp, spec, X, trace=True)
-    es = [steps[0] - X]  # input rounding
+    es = [steps[0] - np.clip(X, *spec.input_range)]  # input rounding (after the model's clip)
     for (y, a), layer, r in zip(steps[1:], comp.layers, spec.layers):
         lo, hi = r.clamp
         es.append(a - np.clip(np.maximum(y, 0) if layer.activation == "relu" else y, lo, hi))
@@ -114,8 +114,18 @@ def test_bad_metadata_and_input_sets_are_named():
     bad["activations"] = bad["activations"][:1]
     with pytest.raises(FormatError, match="1 activation grids"):
         rounding_spec(comp.replace(metadata={"quantization": bad}))
-    with pytest.raises(InputSetError, match="dimension 1"):
-        rounding_model(net, comp, spec, Box(np.zeros(3), np.array([1.0, 9.0, 1.0])))
+    with pytest.raises(InputSetError, match="box input sets only"):
+        rounding_model(net, comp, spec, Box(np.zeros(3), np.ones(3), A=np.ones((1, 3)), c=np.ones(1)))
+
+
+def test_inputs_outside_the_grid_range_are_clipped_as_the_int8_model_does():
+    orig = random_fnn([4, 8, 3], seed=5)
+    comp, ws = _on_grid(orig)
+    spec = _spec(comp, ws, [0.03, 0.03], [0, 128], in_scale=1 / 127)  # input range [0, 255/127]
+    box = Box(np.array([-0.3, 0.0, 0.5, 1.9]), np.array([0.4, 1.0, 2.6, 2.2]))
+    X = np.vstack([box.sample(3000, seed=1), box.lower, box.upper])
+    model = _errors_hit_the_model(orig, comp, spec, box, X)
+    assert len(model.comp_ext.layers) == len(comp.layers) + 1  # the clip layer
 
 
 def test_simulator_matches_torch_int8_model():

@@ -203,19 +203,12 @@ def _pre_bounds(layers: list[Layer], pre: Layer, box: Box) -> tuple[np.ndarray, 
 
 
 def rounding_model(orig: FNN, comp: FNN, spec: RoundingSpec, box: Box) -> RoundingModel:
-    """Build F (see the module doc) and Φ1 on the extended input, over X clipped to the input range."""
+    """Build F (see the module doc) and Φ1 on the extended input (F clips x to the input grid's range
+    exactly, as the int8 model does, where X leaves it)."""
     if box.has_constraints:
-        raise FormatError("activation rounding is modelled for box input sets only (no linear constraints)")
+        raise InputSetError("activation rounding is modelled for box input sets only (no linear constraints)")
     n = comp.n_inputs
     lo_in, hi_in = spec.input_range
-    out = np.flatnonzero((box.lower < lo_in) | (box.upper > hi_in))
-    if out.size:
-        i = int(out[0])
-        raise InputSetError(
-            f"input set{' ' + box.label if box.label else ''} leaves the int8 model's input range "
-            f"[{lo_in:g}, {hi_in:g}] at dimension {i} ([{box.lower[i]:g}, {box.upper[i]:g}]): the model "
-            "clamps there and the rounding model does not (intersect the set with the range first)"
-        )
     x_lo, x_hi = box.lower, box.upper
     radii = [np.full(n, spec.input_radius)] + [r.radius for r in spec.layers]
     sizes = [r.size for r in radii]
@@ -230,6 +223,24 @@ def rounding_model(orig: FNN, comp: FNN, spec: RoundingSpec, box: Box) -> Roundi
     carry = {k: np.arange(offs[k], offs[k] + sizes[k]) for k in range(len(sizes))}
     P, p0, width = np.eye(n, total), np.zeros(n), total
     layers: list[Layer] = []
+    below, above = np.flatnonzero(x_lo < lo_in), np.flatnonzero(x_hi > hi_in)
+    if below.size or above.size:
+        # the int8 model clips its input to the grid's range: clip(x) = s + relu(x - s) - relu(x - hi)
+        # with s = lo_in where x can go below it, else x's own lower bound (that ReLU is then the identity)
+        shift = np.where(x_lo < lo_in, lo_in, x_lo)
+        eye = np.eye(total)
+        rows_W = [eye[:n], eye[above]] + [eye[carry[k]] for k in range(len(sizes))]
+        rows_b = [-shift, np.full(above.size, -hi_in)] + [np.zeros(sz) for sz in sizes]
+        layers.append(Layer(np.vstack(rows_W), np.concatenate(rows_b), "relu"))
+        width = n + above.size + sum(sizes)
+        P = np.zeros((n, width))
+        P[np.arange(n), np.arange(n)] = 1.0
+        P[above, n + np.arange(above.size)] = -1.0
+        p0 = shift
+        pos = n + above.size
+        for k, sz in enumerate(sizes):
+            carry[k] = np.arange(pos, pos + sz)
+            pos += sz
     clamped: list[int] = []
     L = len(comp.layers)
     for i, (layer, r) in enumerate(zip(int8_layers(comp, spec), spec.layers)):
