@@ -141,6 +141,13 @@ def test_acasxu_instances_that_needed_better_branching(data, net, prop):
     assert r.stats["branches"] < 2000
 
 
+@pytest.mark.slow
+def test_acasxu_1_1_property_5_needs_the_second_output_slope(data):
+    d = data / "acasxu"
+    r = verify_vnnlib_files(d / "ACASXU_run2a_1_1_batch_2000.onnx", d / "prop_5.vnnlib", 120)
+    assert r.status == "unsat"
+
+
 def test_branching_option_is_checked():
     net = random_fnn([3, 6, 2], seed=0)
     box = Box(-np.ones(3), np.ones(3))
