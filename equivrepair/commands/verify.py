@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 
 from ..cli import EXIT_NOT_EQUIVALENT, EXIT_OK, EXIT_UNKNOWN
-from .common import add_input_set_args, add_network_args, is_nnet, load_pair, resolve_input_set
+from .common import add_input_set_args, add_network_args, load_pair, resolve_input_set
 
 EXAMPLE = """examples:
   equivrepair verify orig.onnx comp.onnx --input-set prop_1.vnnlib
@@ -75,24 +74,25 @@ def _progress(quiet: bool):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..nets.load import read_metadata_sidecar, with_metadata
     from ..reach.api import check, evaluate
 
     orig, comp = load_pair(args)
     box = resolve_input_set(args, orig)
     if args.activation_rounding == "model":
-        return _run_int8(args, orig, box)
-    side = Path(args.meta or str(args.comp) + ".meta.json")
-    if side.is_file() and '"activation_rounding": "ignored"' in side.read_text():
+        md, meta_file = read_metadata_sidecar(args.comp, args.meta)
+        return _run_int8(args, orig, with_metadata(comp, md), box, meta_file)
+    try:  # only for a hint: a broken sidecar does not stop plain verification
+        md, meta_file = read_metadata_sidecar(args.comp, args.meta)
+    except (ValueError, OSError):
+        md, meta_file = {}, None
+    quant = md.get("quantization")
+    if isinstance(quant, dict) and quant.get("activation_rounding") == "ignored":
         print(
-            f"note: {side} describes an int8 model whose activation rounding this FNN ignores; "
+            f"note: {meta_file} describes an int8 model whose activation rounding this FNN ignores; "
             "--activation-rounding model bounds the int8 model itself"
         )
-    outputs = [int(v) for v in args.outputs.split(",")] if args.outputs else None
-    opts = {}
-    if args.atol is not None:
-        opts["atol"] = args.atol
-    if args.rtol is not None:
-        opts["rtol"] = args.rtol
+    outputs, opts = _engine_options(args)
     progress = _progress(args.quiet)
     print(f"Φ1 {orig.name} ({'-'.join(map(str, orig.widths))})  vs  Φ2 {comp.name} ({'-'.join(map(str, comp.widths))})")
     print(f"input set: {box.label or 'box'} in {box.dim} dimensions ({int((box.upper > box.lower).sum())} free)")
@@ -145,11 +145,7 @@ def run(args: argparse.Namespace) -> int:
     payload["orig"] = {"path": args.orig, "sha256": orig.content_hash}
     payload["comp"] = {"path": args.comp, "sha256": comp.content_hash}
     payload["input_set"] = box.to_json()
-    if args.json == "-":
-        print(json.dumps(payload, indent=2))
-    elif args.json:
-        with open(args.json, "w") as fh:
-            json.dump(payload, fh, indent=2)
+    _write_json(args.json, payload)
     if args.certificate:
         from ..certify import CertificateError, make_certificate, write_certificate
 
@@ -175,19 +171,28 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
-def _run_int8(args: argparse.Namespace, orig, box) -> int:
+def _engine_options(args: argparse.Namespace) -> tuple[list[int] | None, dict]:
+    """The ``--outputs`` list and the tolerance options given on the command line."""
+    outputs = [int(v) for v in args.outputs.split(",")] if args.outputs else None
+    return outputs, {k: v for k, v in (("atol", args.atol), ("rtol", args.rtol)) if v is not None}
+
+
+def _write_json(where: str | None, payload: dict) -> None:
+    if where == "-":
+        print(json.dumps(payload, indent=2))
+    elif where:
+        with open(where, "w") as fh:
+            json.dump(payload, fh, indent=2)
+
+
+def _run_int8(args: argparse.Namespace, orig, comp, box, meta_file: str | None) -> int:
     """``--activation-rounding model``: bounds for the int8 model behind COMP (see reach.rounding)."""
-    from ..nets.load import load_compressed
     from ..reach.rounding import evaluate_int8
 
     if args.certificate:
         print("equivrepair verify: certificates do not cover --activation-rounding model yet", file=sys.stderr)
         return 3
-    comp, meta_file = load_compressed(
-        args.comp, args.meta, **({"input_normalization": args.nnet_raw_inputs} if is_nnet(args.comp) else {})
-    )
-    outputs = [int(v) for v in args.outputs.split(",")] if args.outputs else None
-    opts = {k: v for k, v in (("atol", args.atol), ("rtol", args.rtol)) if v is not None}
+    outputs, opts = _engine_options(args)
     print(f"Φ1 {orig.name}  vs  the int8 model behind {comp.name} (grids from {meta_file or 'its metadata'})")
     r = evaluate_int8(
         orig,
@@ -221,9 +226,5 @@ def _run_int8(args: argparse.Namespace, orig, box) -> int:
         input_set=box.to_json(),
         comp={"path": args.comp, "sha256": comp.content_hash, "metadata_file": meta_file},
     )
-    if args.json == "-":
-        print(json.dumps(payload, indent=2))
-    elif args.json:
-        with open(args.json, "w") as fh:
-            json.dump(payload, fh, indent=2)
+    _write_json(args.json, payload)
     return code

@@ -93,23 +93,30 @@ def save_network(net: FNN, path: str | Path, **kwargs: Any) -> Any:
     return path
 
 
-def load_compressed(path: str | Path, meta: str | Path | None = None, **kwargs: Any) -> tuple[FNN, str | None]:
-    """Read a compressed network and its compression metadata (network files do not carry it).
-
-    The metadata comes from ``meta`` when given, else from the sidecar ``<path>.meta.json`` that
-    ``equivrepair compress`` writes, when present. Either file holds ``{"metadata": {...}}`` (the
-    sidecar) or the metadata object itself. Returns the network and the file used (or ``None``).
-    """
-    net = load_network(path, **kwargs)
-    candidates = [Path(meta)] if meta is not None else [Path(str(path) + ".meta.json")]
-    for p in candidates:
-        if p.is_file():
-            try:
-                d = json.loads(p.read_text())
-            except json.JSONDecodeError as exc:
-                raise FormatError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-            md = d.get("metadata", d) if isinstance(d, dict) else {}
-            return net.replace(metadata={**dict(net.metadata), **md}), str(p)
+def read_metadata_sidecar(path: str | Path, meta: str | Path | None = None) -> tuple[dict, str | None]:
+    """Compression metadata of the network file ``path``: from ``meta`` when given, else from the
+    sidecar ``<path>.meta.json`` that ``equivrepair compress`` writes, when present. Either file holds
+    ``{"metadata": {...}}`` (the sidecar) or the metadata object itself. Returns it and the file used."""
+    p = Path(meta) if meta is not None else Path(str(path) + ".meta.json")
+    if not p.is_file():
         if meta is not None:
             raise FileNotFoundError(f"{p}: no such metadata file")
-    return net, None
+        return {}, None
+    try:
+        d = json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    md = d.get("metadata", d) if isinstance(d, dict) else {}
+    return dict(md), str(p)
+
+
+def with_metadata(net: FNN, md: dict) -> FNN:
+    """``net`` with ``md`` merged over its metadata."""
+    return net.replace(metadata={**dict(net.metadata), **md}) if md else net
+
+
+def load_compressed(path: str | Path, meta: str | Path | None = None, **kwargs: Any) -> tuple[FNN, str | None]:
+    """Read a compressed network and its compression metadata (network files do not carry it; see
+    :func:`read_metadata_sidecar`). Returns the network and the metadata file used (or ``None``)."""
+    md, used = read_metadata_sidecar(path, meta)
+    return with_metadata(load_network(path, **kwargs), md), used
