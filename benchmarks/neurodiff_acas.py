@@ -148,6 +148,14 @@ def fmt_t(r: dict | None) -> str:
     return f"{r['time']:.2f}{mark.get(v, ' (' + str(v) + ')')}"
 
 
+def _verdict(r: dict | None) -> str:
+    return r.get("verdict", r.get("status", "-")) if r else "-"
+
+
+def _time(r: dict | None) -> str:
+    return f"{r['time']:.1f}" if r else "-"
+
+
 def fmt_delta(r: dict | None) -> str:
     if not r:
         return "-"
@@ -189,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-neurodiff", action="store_true")
     ap.add_argument("--neurodiff-bin", default=None, help="NeuroDiff's delta_network_test (skipped if absent)")
     ap.add_argument("--skip-all-outputs", action="store_true", help="only NeuroDiff's instance (output 0)")
+    ap.add_argument("--skip-out0", action="store_true", help="only the all-outputs version (no output-0 runs)")
+    ap.add_argument("--skip-checks", action="store_true", help="no ε-decisions (only the δ_max columns)")
     ap.add_argument("--skip-delta", action="store_true", help="no δ_max columns")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "neurodiff_acas.json"))
     ap.add_argument("--merge", nargs="*", help="only rebuild the report from these result JSON files")
@@ -211,22 +221,25 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         orig, comp, box = load_pair(name)
         if not args.skip_delta:
-            deltas[name] = {"out0": run_ours_delta(orig, comp, box, dt, [0])}
+            deltas[name] = {}
+            if not args.skip_out0:
+                deltas[name]["out0"] = run_ours_delta(orig, comp, box, dt, [0])
             if not args.skip_all_outputs:
                 deltas[name]["all"] = run_ours_delta(orig, comp, box, dt, None)
-        for eps in args.eps:
+            print(f"{name:>4} δ_max0 {fmt_delta(deltas[name].get('out0'))}  δ_max {fmt_delta(deltas[name].get('all'))}")
+        for eps in [] if args.skip_checks else args.eps:
             row: dict = {"net": name, "eps": eps}
             if nd_bin:
                 row["neurodiff"] = run_neurodiff(nd_bin, name, eps, args.timeout)
-            row["ours_out0"] = run_ours_check(orig, comp, box, eps, args.timeout, [0])
+            if not args.skip_out0:
+                row["ours_out0"] = run_ours_check(orig, comp, box, eps, args.timeout, [0])
             if not args.skip_all_outputs:
                 row["ours_all"] = run_ours_check(orig, comp, box, eps, args.timeout, None)
             rows.append(row)
-            d = deltas.get(name, {})
             print(
                 f"{name:>4} ε={eps:<5} NeuroDiff {fmt_t(row.get('neurodiff')):>12}  ours(out0) "
-                f"{fmt_t(row['ours_out0']):>12} {row['ours_out0']['verdict']:<15}  ours(all) "
-                f"{fmt_t(row.get('ours_all')):>12}  δ_max0 {fmt_delta(d.get('out0'))}  δ_max {fmt_delta(d.get('all'))}",
+                f"{fmt_t(row.get('ours_out0')):>12} {_verdict(row.get('ours_out0')):<15}  ours(all) "
+                f"{fmt_t(row.get('ours_all')):>12} {_verdict(row.get('ours_all'))}",
                 flush=True,
             )
 
@@ -290,21 +303,19 @@ def write_report(rows, deltas, metas, out: Path, eps_list, have_nd: bool) -> Non
     head = "| net | ε | NeuroDiff (s) | ours out0 (s) | ours out0 verdict | ratio ours/ND | ours all (s) | ours all verdict |"
     md += [head, "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        nd = r.get("neurodiff")
-        ratio = f"{r['ours_out0']['time'] / nd['time']:.2f}" if nd else "-"
-        al = r.get("ours_all")
+        nd, o0, al = r.get("neurodiff"), r.get("ours_out0"), r.get("ours_all")
+        ratio = f"{o0['time'] / nd['time']:.2f}" if nd and o0 else "-"
         md.append(
-            f"| {r['net']} | {r['eps']} | {fmt_t(nd)} | {fmt_t(r['ours_out0'])} | {r['ours_out0']['verdict']} | "
-            f"{ratio} | {fmt_t(al)} | {al['verdict'] if al else '-'} |"
+            f"| {r['net']} | {r['eps']} | {fmt_t(nd)} | {fmt_t(o0)} | {_verdict(o0)} | "
+            f"{ratio} | {fmt_t(al)} | {_verdict(al)} |"
         )
     if deltas:
         md += ["", "| net | δ_max output 0 | status | time (s) | δ_max all outputs | status | time (s) |"]
         md += ["|---|---|---|---|---|---|---|"]
         for name, d in deltas.items():
-            a = d.get("all")
+            o0, a = d.get("out0"), d.get("all")
             md.append(
-                f"| {name} | {fmt_delta(d['out0'])} | {d['out0']['status']} | {d['out0']['time']:.1f} | "
-                f"{fmt_delta(a)} | {a['status'] if a else '-'} | {a['time'] if a else float('nan'):.1f} |"
+                f"| {name} | {fmt_delta(o0)} | {_verdict(o0)} | {_time(o0)} | {fmt_delta(a)} | {_verdict(a)} | {_time(a)} |"
             )
     text = "\n".join(md)
     print()

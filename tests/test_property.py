@@ -141,6 +141,44 @@ def test_acasxu_instances_that_needed_better_branching(data, net, prop):
     assert r.stats["branches"] < 2000
 
 
+def test_random_restarts_start_inside_open_frontier_boxes():
+    """A spike 0.002 wide on a flat plateau (zero gradient elsewhere): uniform starts over the region
+    almost never reach it, starts drawn inside the open frontier box that holds it always do."""
+    from equivrepair.nets.ir import FNN
+    from equivrepair.reach.property import _Case, _Checker, _restarts
+
+    # y = h1 - 2 h2 + h3 with h_i = relu(1000 (x0 - c_i)): a triangle of height 1 at x0 = 0.7
+    W1 = np.array([[1000.0, 0.0], [1000.0, 0.0], [1000.0, 0.0]])
+    b1 = -1000.0 * np.array([0.699, 0.7, 0.701])
+    net = FNN.from_arrays([W1, np.array([[1.0, -2.0, 1.0]])], [b1, np.zeros(1)], ["relu", "linear"])
+    box = Box(np.zeros(2), np.ones(2))
+    prop = _prop(net, box, [[_ge(0, 0.5, 1)]])
+    case = _Case(net, box, prop.cases[0].output)
+    stats: dict = {}
+    checker = _Checker(net, None, stats)
+    rng = np.random.default_rng(0)
+    F_lo, F_hi = np.array([[0.69, 0.0]]), np.array([[0.71, 1.0]])
+    res = _restarts(case, checker, rng, 64, stats, F_lo, F_hi)
+    assert res is not None
+    x, y = res
+    assert box.contains(x) and y[0] >= 0.5
+    assert abs(x[0] - 0.7) < 0.001
+    assert stats["restart_searches"] == 64
+    # the same budget without the frontier box: the spike is not found
+    assert _restarts(case, checker, np.random.default_rng(0), 64, {}, np.zeros((0, 2)), np.zeros((0, 2))) is None
+
+
+@pytest.mark.slow
+def test_acasxu_5_3_property_2_counterexample_by_restarts(data):
+    """One uniform sample in a million violates; the bound-guided candidates missed it for 60 s,
+    random restarts inside open frontier boxes find it (6-31 s over seeds 0-2 on 2 cores)."""
+    d = data / "acasxu"
+    r = verify_vnnlib_files(d / "ACASXU_run2a_5_3_batch_2000.onnx", d / "prop_2.vnnlib", 120)
+    assert r.status == "sat"
+    prop = read_vnnlib(d / "prop_2.vnnlib")
+    assert prop.is_counterexample(r.x, r.y, input_tol=0.0)
+
+
 @pytest.mark.slow
 def test_acasxu_1_1_property_5_needs_the_second_output_slope(data):
     d = data / "acasxu"

@@ -200,35 +200,13 @@ def evaluate(
             return res
         if delta_only:
             options["mode"] = "max"
+        common = dict(outputs=outputs, atol=atol, rtol=rtol, time_limit=time_limit, progress=progress, **options)
         if workers > 1:
             from .parallel import maximize_parallel
 
-            r = maximize_parallel(
-                orig,
-                comp,
-                input_set.lower,
-                input_set.upper,
-                workers=workers,
-                outputs=outputs,
-                atol=atol,
-                rtol=rtol,
-                time_limit=time_limit,
-                progress=progress,
-                **options,
-            )
+            r = maximize_parallel(orig, comp, input_set.lower, input_set.upper, workers=workers, **common)
         else:
-            r = maximize(
-                orig,
-                comp,
-                input_set.lower,
-                input_set.upper,
-                outputs=outputs,
-                atol=atol,
-                rtol=rtol,
-                time_limit=time_limit,
-                progress=progress,
-                **options,
-            )
+            r = maximize(orig, comp, input_set.lower, input_set.upper, **common)
         stats = dict(r.stats, method="exact", atol=atol, rtol=rtol, workers=workers)
         msg = "" if r.finished else f"stopped early ({r.reason}): bounds so far"
         # exact means every objective's upper bound is within the tolerance of its witness

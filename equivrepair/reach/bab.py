@@ -280,7 +280,7 @@ def exact_leaf(merged: FNN, lo: np.ndarray, hi: np.ndarray, objectives: list[tup
     return vals, pts, res.stats["lps"] + nlp
 
 
-def _split(lo: np.ndarray, hi: np.ndarray, dim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def bisect(lo: np.ndarray, hi: np.ndarray, dim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Bisect each box i along dim[i]; children are [first halves, second halves]."""
     take = len(lo)
     rows = np.arange(take)
@@ -306,7 +306,7 @@ def _strong_split(bound, lo, hi, thresh):
     take, n = lo.shape
     all_lo, all_hi = [], []
     for d in range(n):
-        c_lo, c_hi = _split(lo, hi, np.full(take, d))
+        c_lo, c_hi = bisect(lo, hi, np.full(take, d))
         all_lo.append(c_lo)
         all_hi.append(c_hi)
     ub, cand, coef = bound(np.concatenate(all_lo), np.concatenate(all_hi))
@@ -497,7 +497,7 @@ def maximize(
             c_lo, c_hi, c_ub, c_cand, c_coef = _strong_split(bound, s_lo, s_hi, thresh)
         else:
             dim = _smear_dims(s_lo, s_hi, s_coef, s_ub, thresh)
-            c_lo, c_hi = _split(s_lo, s_hi, dim)
+            c_lo, c_hi = bisect(s_lo, s_hi, dim)
             c_ub, c_cand, c_coef = bound(c_lo, c_hi)
         stats["branches"] += take
 

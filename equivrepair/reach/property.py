@@ -52,11 +52,15 @@ import numpy as np
 
 from ..nets.ir import FNN, Layer
 from ..spec.vnnlib import DNF, VnnlibProperty
+from .bab import bisect
 from .symbolic import symbolic_bounds
 
 FP_SLACK = 1e-9  # relative slack on every float64 bound (round-off in the bound arithmetic)
 ASPECT = 0.01  # smear-split guard (see _smear_dims)
 BRANCHING = "alternate"  # see _branch_dims
+RESTART_SHARE = 0.25  # share of branch-and-bound time given to random-restart local search
+RESTART_WARMUP = 1.0  # seconds of branch and bound before the first random restarts
+RESTART_STARTS = 512  # uniform starts per conjunction and restart batch
 MILP_TOL = 1e-6  # absolute slack added to MILP dual bounds (HiGHS feasibility / integrality tolerances)
 
 __all__ = ["PropertyResult", "verify_property", "verify_vnnlib_files"]
@@ -467,16 +471,6 @@ def _input_infeasible(case: _Case, lo: np.ndarray, hi: np.ndarray) -> np.ndarray
     return np.any(mn > case.box.c + 1e-9 * (1 + np.abs(case.box.c)), axis=1)
 
 
-def _split(lo: np.ndarray, hi: np.ndarray, dim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    take = len(lo)
-    rows = np.arange(take)
-    mid = 0.5 * (lo[rows, dim] + hi[rows, dim])
-    c_lo, c_hi = np.concatenate([lo, lo]), np.concatenate([hi, hi])
-    c_hi[rows, dim] = mid
-    c_lo[take + rows, dim] = mid
-    return c_lo, c_hi
-
-
 def _score(b: dict[str, np.ndarray], alive: np.ndarray) -> np.ndarray:
     """(N,) how far the box is from refuted: max over alive conjunctions of the gap (-inf when none)."""
     return np.where(alive, b["gap"], -np.inf).max(axis=1)
@@ -508,8 +502,15 @@ def _bab(
     if len(F_lo):
         F_coef = _hardest_coef(case, b, F_alive)[keep]
     it = 0
+    t_start, t_search = time.perf_counter(), 0.0
     while len(F_lo):
         now = time.perf_counter()
+        if now - t_start > RESTART_WARMUP and t_search < RESTART_SHARE * (now - t_start):
+            res = _restarts(case, checker, rng, RESTART_STARTS, stats, F_lo, F_hi)
+            t_search += time.perf_counter() - now
+            if res is not None:
+                return "sat", res
+            now = time.perf_counter()
         if now > deadline:
             stats["open_boxes"] = int(len(F_lo))
             return "timeout", None
@@ -531,7 +532,7 @@ def _bab(
         if dims.shape[1] > 1:
             c_lo, c_hi, cb, c_alive = _strong_split(bounder, s_lo, s_hi, s_alive, dims)
         else:
-            c_lo, c_hi = _split(s_lo, s_hi, dims[:, 0])
+            c_lo, c_hi = bisect(s_lo, s_hi, dims[:, 0])
             cb = bounder(c_lo, c_hi)
             c_alive = np.concatenate([s_alive, s_alive]) & ~cb["refuted"]
         stats["branches"] += take
@@ -599,7 +600,7 @@ def _strong_split(bounder: _BoxBounder, lo: np.ndarray, hi: np.ndarray, alive: n
     take, c = dims.shape
     all_lo, all_hi = [], []
     for j in range(c):
-        c_lo, c_hi = _split(lo, hi, dims[:, j])
+        c_lo, c_hi = bisect(lo, hi, dims[:, j])
         all_lo.append(c_lo)
         all_hi.append(c_hi)
     A_lo, A_hi = np.concatenate(all_lo), np.concatenate(all_hi)
@@ -661,6 +662,35 @@ def _search_from(case, checker, b, cand, alive, lo, hi):
     k = np.argmin(gv, axis=1)
     best = np.argsort(gv[np.arange(len(cand)), k])[:16]
     x, val = _local_search(case, cand[best], k[best], lo, hi, steps=20)
+    hit = np.flatnonzero((val <= 0) & _feasible_mask(case, x))
+    if hit.size:
+        return checker.confirm(case, x[hit[np.argsort(val[hit])]])
+    return None
+
+
+def _restarts(
+    case: _Case, checker: _Checker, rng: np.random.Generator, n: int, stats: dict, F_lo: np.ndarray, F_hi: np.ndarray
+):
+    """Local search from ``n`` fresh random starts per conjunction, searching the whole region.
+
+    Some counterexample regions are too small for the bound-guided candidates to land in (ACAS Xu
+    5_3 property 2: one point in a million uniform samples violates); many cheap restarts of the
+    sign-gradient search find them, while the branch and bound goes on for the proof. Half of the
+    starts are uniform in the region, half uniform in randomly chosen open boxes of the frontier
+    (where no proof exists yet).
+    """
+    lo, hi = case.box.lower, case.box.upper
+    X = rng.uniform(lo, hi, size=(n, lo.size))
+    if len(F_lo):
+        pick = rng.integers(len(F_lo), size=n // 2)
+        X[: n // 2] = rng.uniform(F_lo[pick], F_hi[pick])
+    X = X[_feasible_mask(case, X)]
+    K = case.n_conj
+    if len(X) == 0 or K == 0:
+        return None
+    S, C = np.repeat(X, K, axis=0), np.tile(np.arange(K), len(X))
+    x, val = _local_search(case, S, C, lo, hi, steps=40)
+    stats["restart_searches"] = stats.get("restart_searches", 0) + len(S)
     hit = np.flatnonzero((val <= 0) & _feasible_mask(case, x))
     if hit.size:
         return checker.confirm(case, x[hit[np.argsort(val[hit])]])
