@@ -64,22 +64,10 @@ from equivrepair.nets.onnx_io import load_onnx  # noqa: E402
 from equivrepair.reach.api import check, evaluate  # noqa: E402
 from equivrepair.spec.sets import Box  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from acasxu_exact import data_dir, round8  # noqa: E402
+
 NETS = ("3x100", "256x4")
-
-
-def data_dir() -> Path:
-    return Path(os.environ.get("EQUIVREPAIR_DATA", ROOT.parent / "shared" / "data"))
-
-
-def round8(net: FNN) -> FNN:
-    """Symmetric per-tensor 8-bit rounding of the weights, s = max|w|/127; biases unchanged."""
-    weights = []
-    for layer in net.layers:
-        s = np.abs(layer.W).max() / 127.0
-        weights.append(np.round(layer.W / s) * s)
-    return FNN.from_arrays(
-        weights, [layer.b for layer in net.layers], [layer.activation for layer in net.layers], name=net.name + "-8bit"
-    )
 
 
 def load_pair(name: str) -> tuple[FNN, FNN, float]:

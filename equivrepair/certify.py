@@ -822,38 +822,25 @@ def make_certificate(
     if box.has_constraints:
         notes.append("the proof covers the bounding box of the input set (a superset); the witness satisfies A x <= c")
 
-    box_json = _box_record(box)
-    cert: dict[str, Any] = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "tool": tool_versions(),
-        "networks": {
-            "orig": _net_record(orig, orig_path, load_options),
-            "comp": _net_record(comp, comp_path, load_options),
-        },
-        "input_set": {
-            "box": box_json,
-            "sha256": _box_sha256(box_json),
-            "label": box.label,
-            "file": None if input_set_path is None else str(input_set_path),
-            "file_sha256": _file_sha256(input_set_path),
-        },
-        "claim": claim,
-        "witness": witness,
-        "result": _result_record(result),
-        "proof": cert_proof,
-        "tolerances": {
-            "leaf_inflation": {"abs": a_inf, "rel": r_inf},
-            "bound_digits": BOUND_DIGITS,
-            "witness_rtol": WITNESS_RTOL,
-            "result_tolerance": stated_tol,
-            "atol": bab_options.get("atol"),
-            "rtol": bab_options.get("rtol"),
-        },
-        "time": {"certificate": time.perf_counter() - t_start, "result": _result_time(result)},
-        "notes": notes,
-    }
+    cert = _envelope(orig, comp, orig_path, comp_path, load_options, box, input_set_path)
+    cert.update(
+        {
+            "claim": claim,
+            "witness": witness,
+            "result": _result_record(result),
+            "proof": cert_proof,
+            "tolerances": {
+                "leaf_inflation": {"abs": a_inf, "rel": r_inf},
+                "bound_digits": BOUND_DIGITS,
+                "witness_rtol": WITNESS_RTOL,
+                "result_tolerance": stated_tol,
+                "atol": bab_options.get("atol"),
+                "rtol": bab_options.get("rtol"),
+            },
+            "time": {"certificate": time.perf_counter() - t_start, "result": _result_time(result)},
+            "notes": notes,
+        }
+    )
     cert["digest"] = {"algorithm": "sha256", "body": certificate_digest(cert)}
     return cert
 
@@ -1072,7 +1059,6 @@ def make_top1_certificate(
         H2[rows_, d] = mid
         L2[len(L) + rows_, d] = mid
         L, H = L2, H2
-    box_json = _box_record(box)
     claim: dict[str, Any] = {"kind": "top1_equivalent" if witness is None else "not_top1_equivalent"}
     wit = None
     proof = None
@@ -1096,7 +1082,26 @@ def make_top1_certificate(
             "margins": "for leaf class c: y_c − y_j for j != c, first Φ1 then Φ2, j ascending",
             "n_leaves": len(order),
         }
-    cert = {
+    cert = _envelope(orig, comp, orig_path, comp_path, load_options, box, input_set_path)
+    cert.update(
+        {
+            "claim": {**claim, "n_outputs": m},
+            "witness": wit,
+            "result": {},
+            "proof": proof,
+            "tolerances": {"margin": "strict: every margin lower bound > 0"},
+            "time": {"certificate": time.perf_counter() - t_start},
+            "notes": [],
+        }
+    )
+    cert["digest"] = {"algorithm": "sha256", "body": certificate_digest(cert)}
+    return cert
+
+
+def _envelope(orig, comp, orig_path, comp_path, load_options, box, input_set_path) -> dict[str, Any]:
+    """The fields every certificate starts with: format, tools, the two networks and the input set."""
+    box_json = _box_record(box)
+    return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -1112,16 +1117,7 @@ def make_top1_certificate(
             "file": None if input_set_path is None else str(input_set_path),
             "file_sha256": _file_sha256(input_set_path),
         },
-        "claim": {**claim, "n_outputs": m},
-        "witness": wit,
-        "result": {},
-        "proof": proof,
-        "tolerances": {"margin": "strict: every margin lower bound > 0"},
-        "time": {"certificate": time.perf_counter() - t_start},
-        "notes": [],
     }
-    cert["digest"] = {"algorithm": "sha256", "body": certificate_digest(cert)}
-    return cert
 
 
 def _round_down(v: np.ndarray) -> list[float]:
