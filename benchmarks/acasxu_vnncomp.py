@@ -158,6 +158,7 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("--props", default="1,2,3,4,5,6,7,8,9,10")
     ap.add_argument("--nets", default=None, help="comma-separated a_b (default: all)")
+    ap.add_argument("--instances", default=None, help="comma-separated net:prop pairs (instead of --props/--nets)")
     ap.add_argument("--no-nnenum", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "acasxu_vnncomp.json"))
     ap.add_argument(
@@ -172,6 +173,8 @@ def main() -> None:
         return
     nnenum_py = None if args.no_nnenum else os.environ.get("EQUIVREPAIR_NNENUM_PYTHON")
     insts = instances([int(p) for p in args.props.split(",")], args.nets.split(",") if args.nets else None)
+    if args.instances:
+        insts = [(a, int(b)) for a, b in (item.split(":") for item in args.instances.split(","))]
     rows = []
     tmp = Path(tempfile.mkdtemp(prefix="acasxu-bench-"))
     print(f"{'net':>5} {'prop':>4} | {'ours':>8} {'time':>7} | {'nnenum':>8} {'time':>7} | note", flush=True)
