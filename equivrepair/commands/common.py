@@ -43,8 +43,8 @@ def add_network_args(p: argparse.ArgumentParser) -> None:
     p.set_defaults(nnet_raw_inputs=False)
 
 
-def add_input_set_args(p: argparse.ArgumentParser) -> None:
-    src = p.add_argument_group("input set")
+def add_input_set_args(p: argparse.ArgumentParser, title: str = "input set") -> None:
+    src = p.add_argument_group(title)
     src.add_argument("--input-set", metavar="SET", help="a VNN-LIB file (its input constraints) or a JSON box")
     src.add_argument("--center", metavar="FILE.npy", help="centre of an L-inf ball (with --radius)")
     src.add_argument(

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .common import add_network_args, input_regions, is_nnet, load_net, positive
+from .common import add_input_set_args, add_network_args, input_regions, is_nnet, load_net, positive
 
 EXAMPLE = """\
 examples:
@@ -53,15 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_network_args(p)
     p.add_argument("-o", "--output", required=True, metavar="MERGED.onnx", help="merged ONNX file to write")
-    src = p.add_argument_group("input set (for the VNN-LIB files)")
-    src.add_argument("--input-set", metavar="SET", help="a VNN-LIB file (its input constraints) or a JSON box")
-    src.add_argument("--center", metavar="FILE.npy", help="centre of an L-inf ball (with --radius)")
-    src.add_argument(
-        "--radius",
-        type=positive("radius"),
-        metavar="R",
-        help="radius of the L-inf ball around --center, clipped to the network's input domain if known",
-    )
+    add_input_set_args(p, "input set (for the VNN-LIB files)")
     p.add_argument("--vnnlib-dir", metavar="DIR", help="where to write the VNN-LIB files (default: folder of -o)")
     p.add_argument(
         "--epsilon",

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..nets.ir import FNN, Layer
+from .quantize import layer_indices
 
 __all__ = [
     "CRITERIA",
@@ -131,7 +132,7 @@ def magnitude_prune(
         raise ValueError(f"sparsity must be in [0, 1], got {sparsity}")
     if scope not in ("layer", "global"):
         raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
-    chosen = sorted(_indices(net, layers))
+    chosen = sorted(layer_indices(net, layers))
     old = get_masks(net)
     # magnitude with old-masked weights forced to -1 so they are pruned first
     mags = {}
@@ -156,18 +157,6 @@ def magnitude_prune(
     info = {"kind": "magnitude", "scope": scope, "sparsity_target": float(sparsity), "source": net.content_hash}
     out = with_masks(net, masks, info)
     return out.replace(name=f"{net.name or 'net'}-p{int(round(100 * sparsity))}{scope[0]}")
-
-
-def _indices(net: FNN, layers: Sequence[int] | None) -> set[int]:
-    if layers is None:
-        return set(range(net.depth))
-    out = set()
-    for i in layers:
-        j = int(i) + (net.depth if int(i) < 0 else 0)
-        if not 0 <= j < net.depth:
-            raise ValueError(f"layer index {i} out of range for a network of {net.depth} layers")
-        out.add(j)
-    return out
 
 
 # -- neuron pruning ------------------------------------------------------------------------------

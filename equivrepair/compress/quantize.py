@@ -173,7 +173,7 @@ def quantize(
     ``"quantization"`` records the grid, and ``"quantization_source"`` the content hash of ``net``.
     """
     _check(bits, scheme, granularity)
-    chosen = _layer_indices(net, layers)
+    chosen = layer_indices(net, layers)
     axis = 0 if granularity == "per-channel" else None
     new_layers = []
     entries = []
@@ -215,7 +215,8 @@ def quantize(
     return net.replace(layers=tuple(new_layers), metadata=metadata, name=name)
 
 
-def _layer_indices(net: FNN, layers: Sequence[int] | None) -> set[int]:
+def layer_indices(net: FNN, layers: Sequence[int] | None) -> set[int]:
+    """The layer indices ``layers`` names (negative counts from the end; None: all), checked."""
     if layers is None:
         return set(range(net.depth))
     out = set()
