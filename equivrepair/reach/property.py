@@ -60,7 +60,7 @@ ASPECT = 0.01  # smear-split guard (see _smear_dims)
 BRANCHING = "alternate"  # see _branch_dims
 RESTART_SHARE = 0.25  # share of branch-and-bound time given to random-restart local search
 RESTART_WARMUP = 1.0  # seconds of branch and bound before the first random restarts
-RESTART_STARTS = 512  # uniform starts per conjunction and restart batch
+RESTART_STARTS = 512  # random starts (each searched for every conjunction) per restart batch
 MILP_TOL = 1e-6  # absolute slack added to MILP dual bounds (HiGHS feasibility / integrality tolerances)
 
 __all__ = ["PropertyResult", "verify_property", "verify_vnnlib_files"]
@@ -505,15 +505,14 @@ def _bab(
     t_start, t_search = time.perf_counter(), 0.0
     while len(F_lo):
         now = time.perf_counter()
+        if now > deadline:
+            stats["open_boxes"] = int(len(F_lo))
+            return "timeout", None
         if now - t_start > RESTART_WARMUP and t_search < RESTART_SHARE * (now - t_start):
             res = _restarts(case, checker, rng, RESTART_STARTS, stats, F_lo, F_hi)
             t_search += time.perf_counter() - now
             if res is not None:
                 return "sat", res
-            now = time.perf_counter()
-        if now > deadline:
-            stats["open_boxes"] = int(len(F_lo))
-            return "timeout", None
         if len(F_lo) > max_frontier:
             stats["open_boxes"] = int(len(F_lo))
             return "unknown", None
