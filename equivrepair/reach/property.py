@@ -503,6 +503,7 @@ def _bab(
         F_coef = _hardest_coef(case, b, F_alive)[keep]
     it = 0
     t_start, t_search = time.perf_counter(), 0.0
+    per_box: dict[str, float] = {}  # seconds per branched box in the last round of each mode
     while len(F_lo):
         now = time.perf_counter()
         if now > deadline:
@@ -517,7 +518,11 @@ def _bab(
             stats["open_boxes"] = int(len(F_lo))
             return "unknown", None
         it += 1
+        t_round = time.perf_counter()
+        mode = branching if branching != "alternate" else ("strong" if it % 2 else "smear")
         take = min(batch, len(F_lo))
+        if mode in per_box:  # near the deadline, only as many boxes as the time left allows
+            take = max(1, min(take, int(0.8 * (deadline - t_round) / per_box[mode])))
         if take < len(F_lo):
             sel = np.argpartition(-F_score, take - 1)[:take]
             rest = np.ones(len(F_lo), dtype=bool)
@@ -526,7 +531,6 @@ def _bab(
             sel = np.arange(len(F_lo))
             rest = np.zeros(len(F_lo), dtype=bool)
         s_lo, s_hi, s_alive = F_lo[sel], F_hi[sel], F_alive[sel]
-        mode = branching if branching != "alternate" else ("strong" if it % 2 else "smear")
         dims = _branch_dims(s_lo, s_hi, F_coef[sel], box.upper - box.lower, mode, aspect)
         if dims.shape[1] > 1:
             c_lo, c_hi, cb, c_alive = _strong_split(bounder, s_lo, s_hi, s_alive, dims)
@@ -536,6 +540,7 @@ def _bab(
             c_alive = np.concatenate([s_alive, s_alive]) & ~cb["refuted"]
         stats["branches"] += take
         stats["rounds"] = it
+        per_box[mode] = (time.perf_counter() - t_round) / take
         # candidates: the vertex minimising the upper function of the hardest row of the worst conjunction
         cand = _candidates(case, cb, c_lo, c_hi, c_alive)
         res = _check_points(case, checker, cand)
