@@ -58,9 +58,10 @@ from .symbolic import symbolic_bounds
 FP_SLACK = 1e-9  # relative slack on every float64 bound (round-off in the bound arithmetic)
 ASPECT = 0.01  # smear-split guard (see _smear_dims)
 BRANCHING = "alternate"  # see _branch_dims
-RESTART_SHARE = 0.25  # share of branch-and-bound time given to random-restart local search
+RESTART_SHARE = (0.25, 0.1)  # share of branch-and-bound time given to random restarts: first ...
+RESTART_SWITCH = 20.0  # ... for this many seconds, then the second (long proofs pay less)
 RESTART_WARMUP = 1.0  # seconds of branch and bound before the first random restarts
-RESTART_STARTS = 512  # random starts (each searched for every conjunction) per restart batch
+RESTART_STARTS = 512  # local searches per restart batch (random starts x conjunctions)
 MILP_TOL = 1e-6  # absolute slack added to MILP dual bounds (HiGHS feasibility / integrality tolerances)
 
 __all__ = ["PropertyResult", "verify_property", "verify_vnnlib_files"]
@@ -509,8 +510,8 @@ def _bab(
         if now > deadline:
             stats["open_boxes"] = int(len(F_lo))
             return "timeout", None
-        if now - t_start > RESTART_WARMUP and t_search < RESTART_SHARE * (now - t_start):
-            res = _restarts(case, checker, rng, RESTART_STARTS, stats, F_lo, F_hi)
+        if now - t_start > RESTART_WARMUP and t_search < _restart_budget(now - t_start):
+            res = _restarts(case, checker, rng, max(16, RESTART_STARTS // case.n_conj), stats, F_lo, F_hi)
             t_search += time.perf_counter() - now
             if res is not None:
                 return "sat", res
@@ -672,6 +673,12 @@ def _search_from(case, checker, b, cand, alive, lo, hi):
     return None
 
 
+def _restart_budget(elapsed: float) -> float:
+    """Seconds of random restarts allowed after ``elapsed`` seconds of branch and bound."""
+    first, later = RESTART_SHARE
+    return first * min(elapsed, RESTART_SWITCH) + later * max(elapsed - RESTART_SWITCH, 0.0)
+
+
 def _restarts(
     case: _Case, checker: _Checker, rng: np.random.Generator, n: int, stats: dict, F_lo: np.ndarray, F_hi: np.ndarray
 ):
@@ -680,11 +687,15 @@ def _restarts(
     Some counterexample regions are too small for the bound-guided candidates to land in (ACAS Xu
     5_3 property 2: one point in a million uniform samples violates); many cheap restarts of the
     sign-gradient search find them, while the branch and bound goes on for the proof. Half of the
-    starts are uniform in the region, half uniform in randomly chosen open boxes of the frontier
-    (where no proof exists yet).
+    starts are uniform in randomly chosen open boxes of the frontier (where no proof exists yet),
+    half uniform in the region with each coordinate moved to its lower or upper end with
+    probability 1/4 each (ACAS Xu counterexamples sit on faces: 1_9 property 7 gets 11x more hits
+    per start than from uniform starts, 5_3 property 2 as many).
     """
     lo, hi = case.box.lower, case.box.upper
     X = rng.uniform(lo, hi, size=(n, lo.size))
+    face = rng.random(X.shape)
+    X = np.where(face < 0.25, lo, np.where(face < 0.5, hi, X))
     if len(F_lo):
         pick = rng.integers(len(F_lo), size=n // 2)
         X[: n // 2] = rng.uniform(F_lo[pick], F_hi[pick])
