@@ -522,8 +522,9 @@ def _bab(
         t_round = time.perf_counter()
         mode = branching if branching != "alternate" else ("strong" if it % 2 else "smear")
         take = min(batch, len(F_lo))
-        if mode in per_box:  # near the deadline, only as many boxes as the time left allows
-            take = max(1, min(take, int(0.8 * (deadline - t_round) / per_box[mode])))
+        if np.isfinite(deadline) and per_box.get(mode, 0.0) > 0.0:
+            # near the deadline, only as many boxes as the time left allows
+            take = max(1, min(take, int(min(0.8 * (deadline - t_round) / per_box[mode], take))))
         if take < len(F_lo):
             sel = np.argpartition(-F_score, take - 1)[:take]
             rest = np.ones(len(F_lo), dtype=bool)
