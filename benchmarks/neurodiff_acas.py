@@ -289,9 +289,7 @@ def merge(paths: list[str]) -> tuple[list[dict], dict, list[dict]]:
 
 def write_report(rows, deltas, metas, out: Path, eps_list, have_nd: bool) -> None:
     timeouts = sorted({m["args"]["timeout"] for m in metas})
-    dts = sorted(
-        {m["args"]["delta_timeout"] or m["args"]["timeout"] for m in metas if not m["args"].get("skip_delta")}
-    )
+    dts = sorted({m["args"]["delta_timeout"] or m["args"]["timeout"] for m in metas if not m["args"].get("skip_delta")})
     md = [
         "# NeuroDiff ACAS Xu ε-equivalence",
         "",
