@@ -168,6 +168,18 @@ def test_random_restarts_start_inside_open_frontier_boxes():
     assert _restarts(case, checker, np.random.default_rng(0), 64, {}, np.zeros((0, 2)), np.zeros((0, 2))) is None
 
 
+def test_time_limit_is_kept_on_a_hard_instance(data):
+    """ACAS Xu 3_3 property 2 is open after minutes; a strong-branching round on a large batch takes
+    seconds (37 ms a box), so rounds near the deadline shrink to what the time left allows. At a 20 s
+    limit with batch 4096: 30.3 s without that, 20.2-20.5 s with it (the default batch of 256
+    overran a 60 s limit by 4-8 s)."""
+    d = data / "acasxu"
+    r = verify_vnnlib_files(d / "ACASXU_run2a_3_3_batch_2000.onnx", d / "prop_2.vnnlib", 20.0, batch=4096)
+    assert r.status == "timeout"
+    assert r.time < 20.0 + 4.0
+    assert r.stats["branches"] > 0
+
+
 @pytest.mark.slow
 def test_acasxu_5_3_property_2_counterexample_by_restarts(data):
     """One uniform sample in a million violates; the bound-guided candidates missed it for 60 s,
