@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..nets.ir import FNN, Layer
+from ..nets.ir import FNN
 from ..spec.sets import Box, InputSetError, linf_ball
 
 __all__ = [
@@ -197,23 +197,13 @@ def boxes_from_spec(
 def fold_pair(orig: FNN, comp: FNN, box: Box) -> tuple[FNN, FNN, Box, Callable[[np.ndarray], np.ndarray]]:
     """Fold the fixed inputs of ``box`` into both networks' first layers.
 
-    Returns the folded networks, the box on the free coordinates, and ``expand(z)`` that maps points
-    of the folded box (one or a batch) back to full inputs. A box without fixed inputs, or with
-    linear constraints, is returned unchanged (``expand`` is the identity).
+    :func:`equivrepair.reach.api.fold_fixed_inputs` (the engine's own folding), plus ``expand(z)``
+    that maps points of the folded box (one or a batch) back to full inputs. A box without fixed
+    inputs, or with linear constraints, is returned unchanged (``expand`` is then the identity).
     """
-    free = np.flatnonzero(box.upper > box.lower)
-    if box.has_constraints or len(free) == box.dim or len(free) == 0:
-        return orig, comp, box, lambda z: np.asarray(z, dtype=np.float64)
-    fixed = np.flatnonzero(box.upper == box.lower)
-    xfix = box.lower[fixed]
+    from ..reach.api import fold_fixed_inputs
 
-    def fold(net: FNN) -> FNN:
-        L0 = net.layers[0]
-        W = L0.W[:, free]
-        b = L0.b + L0.W[:, fixed] @ xfix
-        return net.replace(layers=(Layer(W, b, L0.activation),) + tuple(net.layers[1:]), input_domain=None)
-
-    sub = Box(box.lower[free], box.upper[free], label=box.label)
+    orig, comp, sub, free = fold_fixed_inputs(orig, comp, box)
     base = box.lower.copy()
 
     def expand(z: np.ndarray) -> np.ndarray:
@@ -226,4 +216,4 @@ def fold_pair(orig: FNN, comp: FNN, box: Box) -> tuple[FNN, FNN, Box, Callable[[
         x[:, free] = z
         return x
 
-    return fold(orig), fold(comp), sub, expand
+    return orig, comp, sub, expand
