@@ -13,12 +13,13 @@ from equivrepair.compress import magnitude_prune, on_grid, quantization_codes, q
 from equivrepair.compress.torch_train import train_classifier  # noqa: E402
 from equivrepair.nets.ir import random_fnn  # noqa: E402
 from equivrepair.reach.api import evaluate  # noqa: E402
-from equivrepair.repair.boxes import fold_pair, linf_boxes, paper_boxes, pixel_boxes  # noqa: E402
+from equivrepair.repair.boxes import linf_boxes, paper_boxes, pixel_boxes  # noqa: E402
 from equivrepair.repair.driver import (  # noqa: E402
     RepairConfig,
     RepairData,
     VerifyConfig,
     certify_boxes,
+    fold_pair,
     repair,
     verify_boxes,
 )

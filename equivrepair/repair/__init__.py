@@ -39,7 +39,7 @@ _LAZY = {
     "paper_boxes": "boxes",
     "linf_boxes": "boxes",
     "pixel_boxes": "boxes",
-    "fold_pair": "boxes",
+    "fold_pair": "driver",
     "boxes_from_spec": "boxes",
 }
 

@@ -10,30 +10,25 @@ Presets (inputs in the network's units; MNIST pixels are ``p / 255`` in [0, 1] b
 * :func:`linf_boxes`: L-inf balls of ``radius`` around images, clipped to the domain;
 * :func:`pixel_boxes`: chosen pixels free (+-delta), the others fixed.
 
-:func:`fold_pair` removes the fixed inputs of a box (lower == upper) from the two networks by
-folding them into the first layer's bias: the folded networks compute the same function on the
-box's free coordinates, so every bound on the folded pair is a bound on the original pair; a 784-
-input box with 4 free pixels becomes a 4-input problem. Witnesses map back with the returned
-``expand``. Boxes are written as ``.npz`` (arrays ``lower``, ``upper``, ``labels``) or JSON (a list
+:func:`equivrepair.repair.driver.fold_pair` (in the driver: it uses the engine's folding) removes the
+fixed inputs of a box from the two networks. Boxes are written as ``.npz`` (arrays ``lower``, ``upper``, ``labels``) or JSON (a list
 of ``{"lower", "upper", "label"}``, or one such object).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..nets.ir import FNN
 from ..spec.sets import Box, InputSetError, linf_ball
 
 __all__ = [
     "CENTER_2X2",
     "MNIST_DOMAIN",
-    "fold_pair",
     "first_per_class",
     "linf_boxes",
     "load_boxes",
@@ -192,28 +187,3 @@ def boxes_from_spec(
             return linf_boxes(X[idx], r * pixel_scale, domain, [f"linf{r:g}/255#{int(i)}" for i in idx]), idx
         return pixel_boxes(X[idx], CENTER_2X2, r, domain), idx
     return load_boxes(spec), None
-
-
-def fold_pair(orig: FNN, comp: FNN, box: Box) -> tuple[FNN, FNN, Box, Callable[[np.ndarray], np.ndarray]]:
-    """Fold the fixed inputs of ``box`` into both networks' first layers.
-
-    :func:`equivrepair.reach.api.fold_fixed_inputs` (the engine's own folding), plus ``expand(z)``
-    that maps points of the folded box (one or a batch) back to full inputs. A box without fixed
-    inputs, or with linear constraints, is returned unchanged (``expand`` is then the identity).
-    """
-    from ..reach.api import fold_fixed_inputs
-
-    orig, comp, sub, free = fold_fixed_inputs(orig, comp, box)
-    base = box.lower.copy()
-
-    def expand(z: np.ndarray) -> np.ndarray:
-        z = np.asarray(z, dtype=np.float64)
-        if z.ndim == 1:
-            x = base.copy()
-            x[free] = z
-            return x
-        x = np.tile(base, (len(z), 1))
-        x[:, free] = z
-        return x
-
-    return orig, comp, sub, expand

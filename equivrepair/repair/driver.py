@@ -18,7 +18,7 @@ verification time) and checkpointed (``round_XXX.npz``: the network, the latent 
 so :func:`repair` with ``resume=True`` continues from the last completed round.
 
 Verification of a box with fixed inputs (lower == upper) folds them into the first layer first
-(:func:`~equivrepair.repair.boxes.fold_pair`; exact, and it turns a 784-input box with 4 free pixels
+(:func:`fold_pair`; exact, and it turns a 784-input box with 4 free pixels
 into a 4-input problem); witnesses are mapped back and re-evaluated on the full networks.
 
 :func:`certify_boxes` computes δ_max per box for reporting (e.g. on held-out boxes): cheap
@@ -42,9 +42,8 @@ import numpy as np
 from ..compress.report import accuracy as _accuracy
 from ..nets.ir import FNN, Layer
 from ..nets.load import load_compressed  # noqa: F401  (re-exported: repair's API)
-from ..reach.api import evaluate
+from ..reach.api import evaluate, fold_fixed_inputs
 from ..spec.sets import Box
-from .boxes import fold_pair
 from .targets import BoxBounds, TargetSet, make_targets
 from .train import Constraint, LatentState, TrainConfig, train_constrained
 
@@ -54,6 +53,7 @@ __all__ = [
     "RepairResult",
     "VerifyConfig",
     "certify_boxes",
+    "fold_pair",
     "repair",
     "verify_boxes",
     "load_checkpoint",
@@ -79,6 +79,29 @@ class VerifyConfig:
 
     def to_json(self) -> dict[str, Any]:
         return {**self.__dict__, "options": dict(self.options)}
+
+
+def fold_pair(orig: FNN, comp: FNN, box: Box) -> tuple[FNN, FNN, Box, Callable[[np.ndarray], np.ndarray]]:
+    """Fold the fixed inputs of ``box`` into both networks' first layers.
+
+    :func:`equivrepair.reach.api.fold_fixed_inputs` (the engine's own folding), plus ``expand(z)``
+    that maps points of the folded box (one or a batch) back to full inputs. A box without fixed
+    inputs, or with linear constraints, is returned unchanged (``expand`` is then the identity).
+    """
+    orig, comp, sub, free = fold_fixed_inputs(orig, comp, box)
+    base = box.lower.copy()
+
+    def expand(z: np.ndarray) -> np.ndarray:
+        z = np.asarray(z, dtype=np.float64)
+        if z.ndim == 1:
+            x = base.copy()
+            x[free] = z
+            return x
+        x = np.tile(base, (len(z), 1))
+        x[:, free] = z
+        return x
+
+    return orig, comp, sub, expand
 
 
 def _verify_one(orig: FNN, comp: FNN, box: Box, vc: VerifyConfig) -> dict[str, Any]:
