@@ -53,7 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--intervals", action="store_true", help="also resolve per-output intervals (1%% tolerance)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "acasxu_exact.json"))
+    ap.add_argument(
+        "--merge", nargs="*", help="only combine result JSON files (a later file's row replaces a net's row)"
+    )
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, Path(args.out))
     d = data_dir() / "acasxu"
     names = args.nets or [f"{a}_{b}" for a in range(1, 6) for b in range(1, 10)]
     box = read_vnnlib(d / "prop_1.vnnlib").input_box()
@@ -83,6 +88,21 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:>5} {dm:>12} {res.lower:12.6g} {res.upper:12.6g} {res.status:>8} {t:8.2f} {row['branches']!s:>9}",
             flush=True,
         )
+    meta = {
+        "machine": platform.platform(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "equivrepair": __version__,
+        "numpy": np.__version__,
+        "workers": args.workers,
+        "mode": "intervals" if args.intervals else "delta_only",
+        "timeout": args.timeout,
+    }
+    write(rows, meta, Path(args.out))
+    return 0
+
+
+def write(rows: list[dict], meta: dict | list, out: Path) -> None:
     times = np.array([r["time"] for r in rows])
     solved = sum(r["status"] == "exact" for r in rows)
     summary = {
@@ -93,20 +113,24 @@ def main(argv: list[str] | None = None) -> int:
         "total_time": float(times.sum()),
     }
     print(f"solved {solved}/{len(rows)}; median {summary['median_time']:.2f} s, worst {summary['worst_time']:.2f} s")
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "machine": platform.platform(),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "equivrepair": __version__,
-        "numpy": np.__version__,
-        "workers": args.workers,
-        "mode": "intervals" if args.intervals else "delta_only",
-    }
     out.write_text(json.dumps({"meta": meta, "summary": summary, "rows": rows}, indent=2))
     _plot(rows, out.with_suffix(".png"))
     print(f"wrote {out} and {out.with_suffix('.png')}")
+
+
+def merge(paths: list[str], out: Path) -> int:
+    """One table from several runs: each net's row from the last file that has it."""
+    by_net: dict[str, dict] = {}
+    metas = []
+    for p in paths:
+        data = json.loads(Path(p).read_text())
+        metas.append({"file": Path(p).name, **data["meta"]})
+        for r in data["rows"]:
+            by_net[r["net"]] = dict(r, source=Path(p).name)
+    order = [f"{a}_{b}" for a in range(1, 6) for b in range(1, 10)]
+    rows = sorted(by_net.values(), key=lambda r: order.index(r["net"]) if r["net"] in order else len(order))
+    write(rows, metas, out)
     return 0
 
 
