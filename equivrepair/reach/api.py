@@ -54,11 +54,18 @@ def fold_fixed_inputs(orig: FNN, comp: FNN, box: Box) -> tuple[FNN, FNN, Box, np
     return reduce(orig), reduce(comp), small, free
 
 
-def _embed(x: np.ndarray | None, box: Box, free: np.ndarray) -> np.ndarray | None:
+def unfold_inputs(x: np.ndarray | None, box: Box, free: np.ndarray) -> np.ndarray | None:
+    """Points of the folded box (one, or a batch of rows) as full inputs of ``box`` (the inverse of
+    :func:`fold_fixed_inputs` on points): the fixed inputs take their value, ``free`` the given ones."""
     if x is None:
         return None
-    full = box.lower.copy()
-    full[free] = np.asarray(x, dtype=np.float64).ravel()
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim <= 1:
+        full = box.lower.copy()
+        full[free] = x.ravel()
+        return full
+    full = np.tile(box.lower, (len(x), 1))
+    full[:, free] = x
     return full
 
 
@@ -173,7 +180,7 @@ def evaluate(
             res = evaluate(
                 o2, c2, small, method, time_limit, atol, rtol, outputs, workers, progress, delta_only, **options
             )
-            res.witness = _embed(res.witness, input_set, free)
+            res.witness = unfold_inputs(res.witness, input_set, free)
             res.stats["folded_fixed_inputs"] = int(input_set.dim - free.size)
             if res.witness is not None:  # the witness rule: re-evaluate on the original networks
                 d = discrepancy(orig, comp, res.witness)[outputs]
@@ -365,7 +372,7 @@ def check(
         if free.size < input_set.dim:
             dec = check(o2, c2, small, epsilon, method, time_limit, outputs, progress, **options)
             if dec.counterexample is not None:
-                dec.counterexample = _embed(dec.counterexample, input_set, free)
+                dec.counterexample = unfold_inputs(dec.counterexample, input_set, free)
             return dec
     t0 = time.perf_counter()
     if method in EXTERNAL_METHODS:
@@ -440,5 +447,5 @@ def check_top1(
     o2, c2, small, free = fold_fixed_inputs(orig, comp, input_set)
     dec = _top1(o2, c2, small.lower, small.upper, time_limit=time_limit, progress=progress, **options)
     if dec.counterexample is not None and free.size < input_set.dim:
-        dec.counterexample = _embed(dec.counterexample, input_set, free)
+        dec.counterexample = unfold_inputs(dec.counterexample, input_set, free)
     return dec

@@ -524,7 +524,7 @@ def _bab(
         take = min(batch, len(F_lo))
         if np.isfinite(deadline) and per_box.get(mode, 0.0) > 0.0:
             # near the deadline, only as many boxes as the time left allows
-            take = max(1, min(take, int(min(0.8 * (deadline - t_round) / per_box[mode], take))))
+            take = max(1, int(min(take, 0.8 * (deadline - t_round) / per_box[mode])))
         if take < len(F_lo):
             sel = np.argpartition(-F_score, take - 1)[:take]
             rest = np.ones(len(F_lo), dtype=bool)
@@ -683,7 +683,7 @@ def _restart_budget(elapsed: float) -> float:
 def _restarts(
     case: _Case, checker: _Checker, rng: np.random.Generator, n: int, stats: dict, F_lo: np.ndarray, F_hi: np.ndarray
 ):
-    """Local search from ``n`` fresh random starts per conjunction, searching the whole region.
+    """Local search from ``n`` fresh random starts (each for every conjunction) over the whole region.
 
     Some counterexample regions are too small for the bound-guided candidates to land in (ACAS Xu
     5_3 property 2: one point in a million uniform samples violates); many cheap restarts of the

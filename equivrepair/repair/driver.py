@@ -42,7 +42,7 @@ import numpy as np
 from ..compress.report import accuracy as _accuracy
 from ..nets.ir import FNN, Layer
 from ..nets.load import load_compressed  # noqa: F401  (re-exported: repair's API)
-from ..reach.api import evaluate, fold_fixed_inputs
+from ..reach.api import evaluate, fold_fixed_inputs, unfold_inputs
 from ..spec.sets import Box
 from .targets import BoxBounds, TargetSet, make_targets
 from .train import Constraint, LatentState, TrainConfig, train_constrained
@@ -89,17 +89,9 @@ def fold_pair(orig: FNN, comp: FNN, box: Box) -> tuple[FNN, FNN, Box, Callable[[
     inputs, or with linear constraints, is returned unchanged (``expand`` is then the identity).
     """
     orig, comp, sub, free = fold_fixed_inputs(orig, comp, box)
-    base = box.lower.copy()
 
     def expand(z: np.ndarray) -> np.ndarray:
-        z = np.asarray(z, dtype=np.float64)
-        if z.ndim == 1:
-            x = base.copy()
-            x[free] = z
-            return x
-        x = np.tile(base, (len(z), 1))
-        x[:, free] = z
-        return x
+        return unfold_inputs(z, box, free)
 
     return orig, comp, sub, expand
 
