@@ -62,6 +62,8 @@ RESTART_SHARE = (0.25, 0.1)  # share of branch-and-bound time given to random re
 RESTART_SWITCH = 20.0  # ... for this many seconds, then the second (long proofs pay less)
 RESTART_WARMUP = 1.0  # seconds of branch and bound before the first random restarts
 RESTART_STARTS = 512  # local searches per restart batch (random starts x conjunctions)
+ALPHA_ITERS = 5  # Adam steps on the lower ReLU slopes of boxes CROWN leaves open (see alpha_lower)
+ALPHA_LR = 0.2
 MILP_TOL = 1e-6  # absolute slack added to MILP dual bounds (HiGHS feasibility / integrality tolerances)
 
 __all__ = ["PropertyResult", "verify_property", "verify_vnnlib_files"]
@@ -224,7 +226,8 @@ def _local_search(
 
 @dataclass
 class _Linear:
-    """Linear bounds of the folded rows on N boxes (the fields of :class:`symbolic.LinearBounds`)."""
+    """Linear bounds of the folded rows on N boxes (the fields of :class:`symbolic.LinearBounds`),
+    and ``pre`` (N, 2, H): the lower/upper pre-activation bounds of the H hidden neurons."""
 
     Lw: np.ndarray
     Lc: np.ndarray
@@ -232,6 +235,14 @@ class _Linear:
     Uc: np.ndarray
     lower: np.ndarray
     upper: np.ndarray
+    pre: np.ndarray
+
+    def take(self, idx: np.ndarray) -> _Linear:
+        """The bounds of boxes ``idx``."""
+        return _Linear(*(getattr(self, f)[idx] for f in _LINEAR_FIELDS))
+
+
+_LINEAR_FIELDS = ("Lw", "Lc", "Uw", "Uc", "lower", "upper", "pre")
 
 
 def _relax(lo: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -244,44 +255,85 @@ def _relax(lo: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     return su, tu, al
 
 
-def _back(layers, j: int, relax: list, center: np.ndarray, radius: np.ndarray):
-    """Upper bounds of ±(pre-activation of layer j) by back-substitution; returns (Lam (N,2m,n), const (N,2m), ub)."""
+def _back(layers, j: int, relax: list, center: np.ndarray, radius: np.ndarray, rows: np.ndarray | None = None):
+    """Upper bounds of ±(pre-activation of layer j) by back-substitution; returns (Lam (N,2m,n), const (N,2m), ub).
+
+    ``rows`` (N, k): bound only these neurons of each box (then m = k)."""
     N = center.shape[0]
     W, b = layers[j].W, layers[j].b
-    m = W.shape[0]
-    Lam = np.empty((N, 2 * m, W.shape[1]))
-    Lam[:, :m] = W
-    Lam[:, m:] = -W
-    const = np.empty((N, 2 * m))
-    const[:, :m] = b
-    const[:, m:] = -b
+    if rows is None:
+        m = W.shape[0]
+        Lam = np.empty((N, 2 * m, W.shape[1]))
+        Lam[:, :m] = W
+        Lam[:, m:] = -W
+        const = np.empty((N, 2 * m))
+        const[:, :m] = b
+        const[:, m:] = -b
+    else:
+        Lam = np.concatenate([W[rows], -W[rows]], axis=1)
+        const = np.concatenate([b[rows], -b[rows]], axis=1)
     for k in range(j - 1, -1, -1):
         su, tu, al = relax[k]
         P = np.maximum(Lam, 0.0)
         S = P * su[:, None, :] + (Lam - P) * al[:, None, :]
         const += np.einsum("nrk,nk->nr", P, tu) + S @ layers[k].b
         kk = S.shape[2]
-        Lam = (S.reshape(-1, kk) @ layers[k].W).reshape(N, 2 * m, -1)
+        Lam = (S.reshape(-1, kk) @ layers[k].W).reshape(N, S.shape[1], -1)
     ub = np.einsum("nrd,nd->nr", Lam, center) + const + np.einsum("nrd,nd->nr", np.abs(Lam), radius)
     return Lam, const, ub
 
 
-def crown_bounds(net: FNN, lo: np.ndarray, hi: np.ndarray, chunk: int = 48) -> _Linear:
-    """Output linear bounds of ``net`` on each box, every intermediate bound by back-substitution (DeepPoly/CROWN)."""
+def _layer_bounds(layers, j: int, relax: list, center, radius, prior: np.ndarray | None):
+    """Pre-activation bounds (lower, upper) of hidden layer j; with ``prior`` (N, 2, m), bounds valid
+    on a superset of each box (its parent's), only the neurons unstable there are back-substituted
+    and every bound is intersected with the prior one."""
+    m = layers[j].n_out
+    if prior is None:
+        _, _, ub = _back(layers, j, relax, center, radius)
+        return -ub[:, m:], ub[:, :m]
+    lp, up = prior[:, 0], prior[:, 1]
+    unstable = (lp < 0) & (up > 0)
+    k = int(unstable.sum(axis=1).max(initial=0))
+    if k == 0:
+        return lp, up
+    rows = np.argsort(~unstable, axis=1, kind="stable")[:, :k]
+    _, _, ub = _back(layers, j, relax, center, radius, rows)
+    lo, hi = lp.copy(), up.copy()
+    np.put_along_axis(lo, rows, np.maximum(np.take_along_axis(lp, rows, 1), -ub[:, k:]), 1)
+    np.put_along_axis(hi, rows, np.minimum(np.take_along_axis(up, rows, 1), ub[:, :k]), 1)
+    return lo, hi
+
+
+def crown_bounds(net: FNN, lo: np.ndarray, hi: np.ndarray, chunk: int = 48, prior: np.ndarray | None = None) -> _Linear:
+    """Output linear bounds of ``net`` on each box, every intermediate bound by back-substitution (DeepPoly/CROWN).
+
+    ``prior`` (N, 2, H): hidden pre-activation bounds valid on a superset of each box (the ``pre``
+    of its parent box); a neuron stable there is stable here, so only the unstable ones are bounded
+    again (ACAS Xu 3_3 property 2 after 20 s of branching: 29 of 300 per box, median).
+    """
     lo = np.atleast_2d(np.asarray(lo, dtype=np.float64))
     hi = np.atleast_2d(np.asarray(hi, dtype=np.float64))
     if len(lo) > chunk:
-        parts = [crown_bounds(net, lo[i : i + chunk], hi[i : i + chunk], chunk) for i in range(0, len(lo), chunk)]
-        return _Linear(
-            *(np.concatenate([getattr(p, f) for p in parts]) for f in ("Lw", "Lc", "Uw", "Uc", "lower", "upper"))
-        )
+        order = np.arange(len(lo))
+        if prior is not None:  # boxes with as many unstable neurons share a chunk (less padding)
+            order = np.argsort(((prior[:, 0] < 0) & (prior[:, 1] > 0)).sum(axis=1), kind="stable")
+        parts = []
+        for i in range(0, len(lo), chunk):
+            sel = order[i : i + chunk]
+            parts.append(crown_bounds(net, lo[sel], hi[sel], chunk, None if prior is None else prior[sel]))
+        inv = np.empty_like(order)
+        inv[order] = np.arange(len(order))
+        return _Linear(*(np.concatenate([getattr(p, f) for p in parts])[inv] for f in _LINEAR_FIELDS))
     center, radius = 0.5 * (lo + hi), 0.5 * (hi - lo)
     layers = net.layers
-    relax = []
+    relax, pre, off = [], [], 0
     for j in range(len(layers) - 1):
         m = layers[j].n_out
-        _, _, ub = _back(layers, j, relax, center, radius)
-        relax.append(_relax(-ub[:, m:], ub[:, :m]))
+        pj = None if prior is None else prior[:, :, off : off + m]
+        lj, uj = _layer_bounds(layers, j, relax, center, radius, pj)
+        relax.append(_relax(lj, uj))
+        pre.append(np.stack([lj, uj], axis=1))
+        off += m
     m = layers[-1].n_out
     Lam, const, ub = _back(layers, len(layers) - 1, relax, center, radius)
     # second output bound with the lower slopes of unstable ReLUs set to u/(u − l) (also valid:
@@ -293,7 +345,84 @@ def crown_bounds(net: FNN, lo: np.ndarray, hi: np.ndarray, chunk: int = 48) -> _
     Lam = np.where(better[..., None], Lam2, Lam)
     const = np.where(better, const2, const)
     ub = np.minimum(ub, ub2)
-    return _Linear(-Lam[:, m:], -const[:, m:], Lam[:, :m], const[:, :m], -ub[:, m:], ub[:, :m])
+    pre_all = np.concatenate(pre, axis=2) if pre else np.zeros((len(lo), 2, 0))
+    return _Linear(-Lam[:, m:], -const[:, m:], Lam[:, :m], const[:, :m], -ub[:, m:], ub[:, :m], pre_all)
+
+
+def _alpha_backsub(layers, relax: list, alpha: list, center: np.ndarray, radius: np.ndarray, grad: bool):
+    """Upper bound of every row of ``-(last layer)`` with lower ReLU slopes ``alpha[k]`` (N, R, m_k)
+    per box, row and neuron; with ``grad``, also d(bound)/d(alpha[k]) by reverse-mode through the
+    back-substitution. Returns (Lam (N,R,n), const (N,R), ub (N,R), grads)."""
+    last = layers[-1]
+    N, R = center.shape[0], last.n_out
+    Lam = np.broadcast_to(-last.W, (N, R, last.W.shape[1]))
+    const = np.broadcast_to(-last.b, (N, R)).copy()
+    tape = []
+    for k in range(len(layers) - 2, -1, -1):
+        su, tu, _ = relax[k]
+        pos = np.maximum(Lam, 0.0)
+        S = pos * su[:, None, :] + (Lam - pos) * alpha[k]
+        const += np.einsum("nrk,nk->nr", pos, tu) + S @ layers[k].b
+        tape.append((Lam, pos))
+        Lam = S @ layers[k].W
+    ub = np.einsum("nrd,nd->nr", Lam, center) + const + np.einsum("nrd,nd->nr", np.abs(Lam), radius)
+    if not grad:
+        return Lam, const, ub, None
+    g = center[:, None, :] + np.sign(Lam) * radius[:, None, :]  # d ub / d Lam
+    grads = [None] * (len(layers) - 1)
+    for k in range(len(layers) - 1):
+        Lk, pos = tape[len(layers) - 2 - k]
+        su, tu, _ = relax[k]
+        gS = g @ layers[k].W.T + layers[k].b
+        grads[k] = gS * (Lk - pos)
+        up = Lk > 0
+        g = gS * np.where(up, su[:, None, :], alpha[k]) + np.where(up, tu[:, None, :], 0.0)
+    return Lam, const, ub, grads
+
+
+def alpha_lower(
+    net: FNN, lo: np.ndarray, hi: np.ndarray, pre: np.ndarray, iters: int = ALPHA_ITERS, lr: float = ALPHA_LR
+):
+    """Lower linear bounds of ``net``'s outputs on each box with the lower slopes of unstable ReLUs
+    optimised per box and output (alpha-CROWN, Adam on the bound, slopes kept in [0, 1] so every
+    iterate is sound), intermediate bounds ``pre`` fixed. Returns (Lw, Lc, lower): the best iterate.
+
+    Why: on the boxes branched after 15 s on ACAS Xu 3_3 property 2, CROWN's fixed slopes refute
+    13 of 100, the LP of the triangle relaxation 94, and 5 Adam steps here 91.
+    """
+    layers = net.layers
+    center, radius = 0.5 * (lo + hi), 0.5 * (hi - lo)
+    relax, unstable, alpha, off = [], [], [], 0
+    R = layers[-1].n_out
+    for j in range(len(layers) - 1):
+        m = layers[j].n_out
+        rel = _relax(pre[:, 0, off : off + m], pre[:, 1, off : off + m])
+        off += m
+        su, _, al = rel
+        relax.append(rel)
+        unstable.append(((su > 0) & (su < 1))[:, None, :])
+        alpha.append(np.repeat(np.where(unstable[-1][:, 0], su, al)[:, None, :], R, axis=1))
+    best_Lam, best_c, best_ub = None, None, None
+    m1 = [np.zeros_like(a) for a in alpha]
+    m2 = [np.zeros_like(a) for a in alpha]
+    for it in range(1, iters + 2):
+        Lam, const, ub, grads = _alpha_backsub(layers, relax, alpha, center, radius, grad=it <= iters)
+        if best_ub is None:
+            best_Lam, best_c, best_ub = Lam.copy(), const, ub
+        else:
+            better = ub < best_ub
+            best_Lam = np.where(better[..., None], Lam, best_Lam)
+            best_c = np.where(better, const, best_c)
+            best_ub = np.minimum(ub, best_ub)
+        if grads is None:
+            break
+        for k, gk in enumerate(grads):
+            gk = np.where(unstable[k], gk, 0.0)
+            m1[k] = 0.9 * m1[k] + 0.1 * gk
+            m2[k] = 0.999 * m2[k] + 0.001 * gk * gk
+            step = lr * (m1[k] / (1 - 0.9**it)) / (np.sqrt(m2[k] / (1 - 0.999**it)) + 1e-12)
+            alpha[k] = np.where(unstable[k], np.clip(alpha[k] - step, 0.0, 1.0), alpha[k])
+    return -best_Lam, -best_c, -best_ub
 
 
 # ------------------------------------------------------------------------------------------
@@ -419,9 +548,9 @@ _LAMBDAS = np.array([0.25, 0.5, 0.75])
 class _BoxBounder:
     """Bounds the folded network's rows on a batch of boxes; says which conjunctions are refuted."""
 
-    def __init__(self, case: _Case, stats: dict, pair_cuts: bool = True, method: str = "crown") -> None:
+    def __init__(self, case: _Case, stats: dict, pair_cuts: bool = True, alpha_iters: int = ALPHA_ITERS) -> None:
         self.case = case
-        self.method = method
+        self.alpha_iters = alpha_iters
         self.stats = stats
         pairs = []
         if pair_cuts:
@@ -435,17 +564,26 @@ class _BoxBounder:
         for p, (r, s) in enumerate(pairs):
             self.pair_conj[:, p] = case.M[:, r] & case.M[:, s]
 
-    def __call__(self, lo: np.ndarray, hi: np.ndarray) -> dict[str, np.ndarray]:
+    def _refuted_rows(self, lower: np.ndarray) -> np.ndarray:
+        """(N, K): conjunctions refuted because one of their rows has a positive lower bound."""
+        refuted_row = lower > FP_SLACK * (1.0 + np.abs(lower))  # (N, R)
+        return (refuted_row.astype(np.float64) @ self.case.M.T.astype(np.float64)) > 0
+
+    def __call__(self, lo: np.ndarray, hi: np.ndarray, prior: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """``prior``: the parents' hidden bounds (:attr:`_Linear.pre`), valid on supersets of the boxes."""
         case = self.case
-        if self.method == "crown":
-            sym = crown_bounds(case.aug, lo, hi)
-        else:
-            sym, _ = symbolic_bounds(case.aug, lo, hi)
+        sym = crown_bounds(case.aug, lo, hi, prior=prior)
         self.stats["boxes_bounded"] += len(lo)
+        refuted = self._refuted_rows(sym.lower)
+        if self.alpha_iters and not refuted.all():
+            sel = np.flatnonzero(~refuted.all(axis=1))
+            Lw, Lc, low = alpha_lower(case.aug, lo[sel], hi[sel], sym.pre[sel], self.alpha_iters)
+            better = low > sym.lower[sel]
+            sym.Lw[sel] = np.where(better[..., None], Lw, sym.Lw[sel])
+            sym.Lc[sel] = np.where(better, Lc, sym.Lc[sel])
+            sym.lower[sel] = np.maximum(low, sym.lower[sel])
+            refuted = self._refuted_rows(sym.lower)
         lower, upper = sym.lower, sym.upper
-        slack = FP_SLACK * (1.0 + np.abs(lower))
-        refuted_row = lower > slack  # (N, R)
-        refuted = (refuted_row.astype(np.float64) @ case.M.T.astype(np.float64)) > 0  # (N, K)
         if len(self.pairs) and not refuted.all():
             center, radius = 0.5 * (lo + hi), 0.5 * (hi - lo)
             r, s = self.pairs[:, 0], self.pairs[:, 1]
@@ -498,8 +636,9 @@ def _bab(
     F_alive = alive0
     F_score = _score(b, alive0)
     F_coef = None
+    F_pre = b["sym"].pre  # hidden bounds of each open box, the prior of its children
     keep = F_alive.any(axis=1) & ~_input_infeasible(case, F_lo, F_hi)
-    F_lo, F_hi, F_alive, F_score = F_lo[keep], F_hi[keep], F_alive[keep], F_score[keep]
+    F_lo, F_hi, F_alive, F_score, F_pre = F_lo[keep], F_hi[keep], F_alive[keep], F_score[keep], F_pre[keep]
     if len(F_lo):
         F_coef = _hardest_coef(case, b, F_alive)[keep]
     it = 0
@@ -532,13 +671,13 @@ def _bab(
         else:
             sel = np.arange(len(F_lo))
             rest = np.zeros(len(F_lo), dtype=bool)
-        s_lo, s_hi, s_alive = F_lo[sel], F_hi[sel], F_alive[sel]
+        s_lo, s_hi, s_alive, s_pre = F_lo[sel], F_hi[sel], F_alive[sel], F_pre[sel]
         dims = _branch_dims(s_lo, s_hi, F_coef[sel], box.upper - box.lower, mode, aspect)
         if dims.shape[1] > 1:
-            c_lo, c_hi, cb, c_alive = _strong_split(bounder, s_lo, s_hi, s_alive, dims)
+            c_lo, c_hi, cb, c_alive = _strong_split(bounder, s_lo, s_hi, s_alive, s_pre, dims)
         else:
             c_lo, c_hi = bisect(s_lo, s_hi, dims[:, 0])
-            cb = bounder(c_lo, c_hi)
+            cb = bounder(c_lo, c_hi, np.concatenate([s_pre, s_pre]))
             c_alive = np.concatenate([s_alive, s_alive]) & ~cb["refuted"]
         stats["branches"] += take
         stats["rounds"] = it
@@ -559,6 +698,7 @@ def _bab(
         F_lo = np.concatenate([F_lo[rest], c_lo[live]])
         F_hi = np.concatenate([F_hi[rest], c_hi[live]])
         F_alive = np.concatenate([F_alive[rest], c_alive[live]])
+        F_pre = np.concatenate([F_pre[rest], cb["sym"].pre[live]])
         F_score = np.concatenate([F_score[rest], c_score[live]])
         if c_coef is not None:
             F_coef = np.concatenate([F_coef[rest], c_coef[live]])
@@ -600,9 +740,11 @@ def _smear_dims(lo: np.ndarray, hi: np.ndarray, coef: np.ndarray, root_width: np
     return dim
 
 
-def _strong_split(bounder: _BoxBounder, lo: np.ndarray, hi: np.ndarray, alive: np.ndarray, dims: np.ndarray):
+def _strong_split(
+    bounder: _BoxBounder, lo: np.ndarray, hi: np.ndarray, alive: np.ndarray, pre: np.ndarray, dims: np.ndarray
+):
     """Split each box along each of its candidate dimensions ``dims`` (take, c); keep the split whose
-    worse child is closest to refuted."""
+    worse child is closest to refuted. ``pre``: the boxes' hidden bounds (the children's prior)."""
     take, c = dims.shape
     all_lo, all_hi = [], []
     for j in range(c):
@@ -610,7 +752,7 @@ def _strong_split(bounder: _BoxBounder, lo: np.ndarray, hi: np.ndarray, alive: n
         all_lo.append(c_lo)
         all_hi.append(c_hi)
     A_lo, A_hi = np.concatenate(all_lo), np.concatenate(all_hi)
-    b = bounder(A_lo, A_hi)
+    b = bounder(A_lo, A_hi, np.tile(pre, (2 * c, 1, 1)))
     A_alive = np.tile(alive, (2 * c, 1)) & ~b["refuted"]
     sc = _score(b, A_alive).reshape(c, 2, take)
     sc = np.where(np.isneginf(sc), -1e300, sc)
@@ -622,8 +764,7 @@ def _strong_split(bounder: _BoxBounder, lo: np.ndarray, hi: np.ndarray, alive: n
     rows = np.arange(take)
     idx = np.concatenate([best * 2 * take + rows, best * 2 * take + take + rows])
     sub = {k: (v[idx] if isinstance(v, np.ndarray) else v) for k, v in b.items() if k != "sym"}
-    sym = b["sym"]
-    sub["sym"] = type(sym)(sym.Lw[idx], sym.Lc[idx], sym.Uw[idx], sym.Uc[idx], sym.lower[idx], sym.upper[idx])
+    sub["sym"] = b["sym"].take(idx)
     return A_lo[idx], A_hi[idx], sub, A_alive[idx]
 
 
