@@ -170,6 +170,7 @@ def main() -> None:
         md = report(rec)
         print(md)
         Path(args.out).with_suffix(".md").write_text(md)
+        plot(rec, Path(args.out).with_suffix(".png"))
         return
     nnenum_py = None if args.no_nnenum else os.environ.get("EQUIVREPAIR_NNENUM_PYTHON")
     insts = instances([int(p) for p in args.props.split(",")], args.nets.split(",") if args.nets else None)
@@ -216,7 +217,48 @@ def main() -> None:
         )
     )
     out.with_suffix(".md").write_text(report(json.loads(out.read_text())))
-    print(f"\nwrote {out} and {out.with_suffix('.md')}")
+    plot(json.loads(out.read_text()), out.with_suffix(".png"))
+    print(f"\nwrote {out}, {out.with_suffix('.md')} and {out.with_suffix('.png')}")
+
+
+def plot(rec: dict, path: Path) -> None:
+    """Cactus plot (instances solved within t) and, with nnenum, per-instance times ours vs nnenum."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, timeout = rec["rows"], rec["timeout"]
+    tools = [("ours", "ours_time", "equivrepair"), ("nnenum", "nnenum_time", "nnenum")]
+    tools = [t for t in tools if any(t[0] in r for r in rows)]
+    fig, axes = plt.subplots(1, 2 if len(tools) > 1 else 1, figsize=(11 if len(tools) > 1 else 5.5, 4))
+    axes = np.atleast_1d(axes)
+    for key, tkey, label in tools:
+        t = sorted(r[tkey] for r in rows if r.get(key) in ("sat", "unsat"))
+        axes[0].step(t, np.arange(1, len(t) + 1), where="post", label=f"{label} ({len(t)}/{len(rows)})")
+    axes[0].set_xscale("log")
+    axes[0].set_xlabel("time per instance (s, process wall time)")
+    axes[0].set_ylabel("instances solved within time")
+    axes[0].set_title(f"ACAS Xu VNN-COMP instances, timeout {timeout:g} s")
+    axes[0].legend()
+    if len(tools) > 1:
+        a = axes[1]
+        for st, color in (("unsat", "tab:blue"), ("sat", "tab:red")):
+            sel = [r for r in rows if r["ours"] == st or (r["ours"] not in ("sat", "unsat") and r["nnenum"] == st)]
+            a.scatter([r["nnenum_time"] for r in sel], [r["ours_time"] for r in sel], s=10, c=color, label=st)
+        lim = [0.1, timeout * 1.2]
+        a.plot(lim, lim, "k--", lw=0.8, label="equal time")
+        a.set_xscale("log")
+        a.set_yscale("log")
+        a.set_xlim(lim)
+        a.set_ylim(lim)
+        a.set_xlabel("nnenum (s)")
+        a.set_ylabel("equivrepair (s)")
+        a.set_title("per instance (below the line: ours faster)")
+        a.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def report(rec: dict) -> str:
