@@ -46,7 +46,10 @@ def _quantize(net, step: float):
     ).replace(name=net.name + "-q")
 
 
-def random_instances(n: int = 20, seed: int = 0) -> list[dict[str, Any]]:
+ATOL, RTOL = 1e-9, 1e-4
+
+
+def random_instances(n: int = 30, seed: int = 0) -> list[dict[str, Any]]:
     from equivrepair.nets.ir import random_fnn
     from equivrepair.spec.sets import Box
 
@@ -58,7 +61,7 @@ def random_instances(n: int = 20, seed: int = 0) -> list[dict[str, Any]]:
         orig = random_fnn(widths, seed=1000 + k, name=f"rand{k}")
         comp = _quantize(orig, [0.25, 0.125, 0.0625][k % 3])
         c = rng.uniform(-1, 1, size=widths[0])
-        r = rng.uniform(0.2, 1.0)
+        r = 0.5 * rng.uniform(0.2, 1.0)
         out.append(
             {
                 "name": f"random-{k}-{'x'.join(map(str, widths))}",
@@ -71,13 +74,13 @@ def random_instances(n: int = 20, seed: int = 0) -> list[dict[str, Any]]:
     return out
 
 
-def acas_instances(n: int = 6, seed: int = 1, radius: float = 0.004) -> list[dict[str, Any]]:
+def acas_instances(n: int = 10, seed: int = 1, radius: float = 0.001) -> list[dict[str, Any]]:
     from equivrepair.nets.load import load_network
     from equivrepair.spec.sets import Box
     from equivrepair.spec.vnnlib import read_vnnlib
 
     rng = np.random.default_rng(seed)
-    nets = ["1_1", "2_3", "3_5", "4_7", "5_9", "1_6", "2_8", "3_2"]
+    nets = ["1_1", "2_3", "3_5", "4_7", "5_9", "1_6", "2_8", "3_2", "4_4", "5_1"]
     out = []
     for k in range(n):
         net = nets[k % len(nets)]
@@ -94,7 +97,8 @@ def acas_instances(n: int = 6, seed: int = 1, radius: float = 0.004) -> list[dic
     return out
 
 
-def mnist_instances(n: int = 4, radius: float = 0.002) -> list[dict[str, Any]]:
+def mnist_instances(n: int = 6, radius: float = 0.01) -> list[dict[str, Any]]:
+    """L-inf balls of ``radius`` raw pixel values (the network reads pixels 0-255) around test images."""
     from equivrepair.data.mnist import load_mnist
     from equivrepair.nets.load import load_network
     from equivrepair.spec.sets import linf_ball
@@ -106,21 +110,21 @@ def mnist_instances(n: int = 4, radius: float = 0.002) -> list[dict[str, Any]]:
     orig = load_network(o, input_normalization=False)
     comp = load_network(c, input_normalization=False)
     X, _ = load_mnist(DATA / "mnist", split="test", limit=n)
-    X = X.reshape(len(X), -1).astype(np.float64)
+    X = 255.0 * X.reshape(len(X), -1).astype(np.float64)
     return [
         {
             "name": f"mnist-test{i}",
             "kind": "mnist",
             "orig": orig,
             "comp": comp,
-            "box": linf_ball(X[i], radius, (np.zeros(784), np.ones(784)), label=f"mnist test {i}"),
+            "box": linf_ball(X[i], radius, (np.zeros(784), np.full(784, 255.0)), label=f"mnist test {i}"),
         }
         for i in range(n)
     ]
 
 
-def crossval_instances(n_random: int = 20, n_acas: int = 6, n_mnist: int = 4) -> list[dict[str, Any]]:
-    """At least 30 instances when the shared data is there (20 random, 6 ACAS Xu, 4 MNIST by default)."""
+def crossval_instances(n_random: int = 30, n_acas: int = 10, n_mnist: int = 6) -> list[dict[str, Any]]:
+    """46 instances when the shared data is there (30 random, 10 ACAS Xu, 6 MNIST by default)."""
     return random_instances(n_random) + acas_instances(n_acas) + mnist_instances(n_mnist)
 
 
@@ -128,9 +132,15 @@ def run_method(method: str, inst: dict, time_limit: float) -> dict[str, Any]:
     from equivrepair.reach.api import evaluate
 
     t0 = time.perf_counter()
-    opts: dict[str, Any] = {}
+    # one tolerance for every method: 1e-4 of δ (absolute 1e-9), so that tiny δ (ACAS Xu pairs:
+    # 1e-5) are compared to four digits, not to the default absolute 1e-6
+    opts: dict[str, Any] = {"atol": ATOL, "rtol": RTOL}
     if method in ("marabou", "vnncomp-tool"):
-        opts = {"bisect_atol": 1e-7, "bisect_rtol": 1e-4}
+        opts = {"bisect_atol": ATOL, "bisect_rtol": RTOL}
+    elif method == "nnenum":  # exact star enumeration, LP optima: no tolerance to set
+        opts = {}
+    elif method == "milp":  # the solver's feasibility tolerance is the stated slack of its bound
+        opts["tol"] = 1e-8
     try:
         d = evaluate(inst["orig"], inst["comp"], inst["box"], method=method, time_limit=time_limit, **opts)
     except Exception as exc:  # report, do not stop the suite
@@ -196,7 +206,19 @@ def main() -> None:
     ap.add_argument(
         "--from-json", default=None, help="only rebuild the tables and the .md from a (partial) result JSON"
     )
+    ap.add_argument("--shard", default=None, help="i/n: run every n-th instance from the i-th (parallel runs)")
+    ap.add_argument("--merge", nargs="+", default=None, help="combine the (partial) JSONs of shards into --out")
     args = ap.parse_args()
+    if args.merge:
+        recs = [json.loads(Path(p).read_text()) for p in args.merge]
+        order = [i["name"] for i in crossval_instances()]
+        insts = sorted((i for r in recs for i in r["instances"]), key=lambda i: order.index(i["name"]))
+        methods = recs[0]["methods"]
+        rec = dict(recs[0], instances=insts, summary=summarize(insts, methods), merged_from=args.merge)
+        Path(args.out).write_text(json.dumps(rec, indent=2, default=float))
+        Path(args.out).with_suffix(".md").write_text(report(rec))
+        print(report(rec))
+        return
     if args.from_json:
         rec = json.loads(Path(args.from_json).read_text())
         md = report(rec)
@@ -207,6 +229,9 @@ def main() -> None:
     partial = Path(args.out).with_suffix(".partial.json")
     partial.parent.mkdir(parents=True, exist_ok=True)
     insts = crossval_instances(6, 2, 1) if args.quick else crossval_instances()
+    if args.shard:
+        i, n = (int(v) for v in args.shard.split("/"))
+        insts = insts[i::n]
     results = []
     print(f"{'instance':<24} " + " ".join(f"{m:>22}" for m in methods) + "  agree  decisions", flush=True)
     for inst in insts:
