@@ -215,7 +215,8 @@ def main() -> None:
         order = [i["name"] for i in crossval_instances()]
         insts = sorted((i for r in recs for i in r["instances"]), key=lambda i: order.index(i["name"]))
         methods = recs[0]["methods"]
-        rec = dict(recs[0], instances=insts, summary=summarize(insts, methods), merged_from=args.merge)
+        full = next((r for r in recs if r.get("versions")), recs[0])
+        rec = dict(full, instances=insts, summary=summarize(insts, methods), merged_from=args.merge)
         Path(args.out).write_text(json.dumps(rec, indent=2, default=float))
         Path(args.out).with_suffix(".md").write_text(report(rec))
         plot(rec, Path(args.out).with_suffix(".png"))
@@ -428,6 +429,7 @@ def report(rec: dict) -> str:
         "",
         f"Methods: {', '.join(methods)}; time limit {rec.get('time_limit')} s per method per query.",
         f"Versions: {rec.get('versions', '-')}",
+        *([f"Merged from: {', '.join(Path(p).name for p in rec['merged_from'])}"] if rec.get("merged_from") else []),
         "",
         f"- **{len(a['full_agreement'])} instances on which {', '.join(m for m in TRIO if m in methods)} all compute "
         "δ_max exactly, agree on it to their stated tolerances, and decide both ε-questions alike and right**"

@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--tau", type=float, default=TAU, help="target set: δ upper bound on every repair box")
     ap.add_argument("--quick", action="store_true", help="CI smoke run (about a minute)")
     ap.add_argument("--heldout", type=int, default=None, help="held-out test boxes (default 100, quick 20)")
     ap.add_argument("--phi2", nargs="*", default=None, help="subset of int8-qat ptq2 prune80")
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     linf_train_idx = np.arange(100)
     radii = (1.0, 2.0)
 
-    ts = TargetSet(delta_max=TAU, min_accuracy=acc1_val - 0.005)
+    ts = TargetSet(delta_max=args.tau, min_accuracy=acc1_val - 0.005)
     # per-round verification: differential bounds on the (folded) 4-pixel boxes; symbolic (CROWN-style
     # bounds on the merged network) on L-inf balls, where it is both tighter and several times faster
     vconfs = {True: VerifyConfig("differential"), False: VerifyConfig("symbolic")}
