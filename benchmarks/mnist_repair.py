@@ -34,7 +34,7 @@ tolerance stated here, max(1e-6, 1e-3 δ) (0.1 % relative, looser than the exact
 1e-4), ``evaluate(method="exact", mode="max")`` with the same tolerance and a 5 s limit (4-pixel
 boxes); for L-inf balls (all 784 pixels free) only the symbolic bounds are computed (status
 "bounded", lower = witnessed value, upper = sound bound), and the MILP runs with a time limit on a
-few boxes as a spot check. The target set 𝒪 of every repair run: δ upper bound <= 0.5 on every
+few boxes as a spot check. The target set 𝒪 of every repair run: δ upper bound <= 0.25 (``--tau``) on every
 repair box and validation accuracy >= Φ1's - 0.5 points (validation = last 5000 training images).
 
 Writes ``mnist_repair.json``, ``mnist_repair.md`` and ``mnist_repair_<protocol>.png`` to ``--out``
@@ -66,7 +66,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 ALPHAS = (2.0, 5.0, 10.0, 20.0)
-TAU = 0.5
+TAU = 0.25  # 0.5 let int8-qat repairs stop after 1-2 rounds (benchmarks/results/mnist_repair_tau05.md)
 ROUNDS_LINF = 4
 RTOL = 1e-3  # held-out δ_max is "exact" when upper − lower <= max(1e-6, RTOL · lower)
 
@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
 
         prefix = "mnist_repair_quick" if args.quick else "mnist_repair"
         payload = json.loads((Path(args.out) / f"{prefix}.json").read_text())
+        payload["verdicts"] = targets_summary(payload["rows"], payload["phi1"]["test_accuracy"])
+        (Path(args.out) / f"{prefix}.json").write_text(json.dumps(payload, indent=1))
         (Path(args.out) / f"{prefix}.md").write_text(render_md(payload, markdown_table, payload.get("argv", "")))
         return 0
 
@@ -579,8 +581,29 @@ def targets_summary(rows: list[dict[str, Any]], acc1: float) -> list[str]:
                 f"({best['held_mean']:.4g} at acc {best['test_acc']:.4f} vs {b['held_mean']:.4g} at acc "
                 f"{b['test_acc']:.4f}{acc_note})"
             )
+        s += _other_strategies(rs, comp, acc1)
         out.append(s)
     return out
+
+
+def _other_strategies(rs: list[dict[str, Any]], comp: dict[str, Any], acc1: float) -> str:
+    """The same three targets for the repair strategies other than ``paper`` (witness, distill)."""
+    s = ""
+    base = [r for r in rs if r["method"].startswith(("fine-tune", "distill ("))]
+    for r in rs:
+        if not r["method"].startswith("repair (") or r["method"].startswith("repair (paper)"):
+            continue
+        acc_ok = r["test_acc"] >= acc1 - 0.005
+        red_ok = r["held_reduction"] is not None and r["held_reduction"] >= 0.5
+        beats = all(r["held_mean"] <= b["held_mean"] for b in base)
+        alpha = f" α={r['alpha']:g}" if r.get("alpha") else ""
+        s += (
+            f"; {r['method']}{alpha}: accuracy {r['test_acc']:.4f} ({'met' if acc_ok else 'NOT met'}), held-out δ "
+            f"{comp['held_mean']:.4g} -> {r['held_mean']:.4g}, {100 * (r['held_reduction'] or 0):.0f} % "
+            f"({'met' if red_ok else 'NOT met'}), {'as good or better than' if beats else 'NOT better than'} "
+            f"every baseline ({'ALL THREE TARGETS MET' if acc_ok and red_ok and beats else 'not all targets'})"
+        )
+    return s
 
 
 NOTES = [
