@@ -277,11 +277,21 @@ def _back(layers, j: int, relax: list, center: np.ndarray, radius: np.ndarray, r
     else:
         Lam = np.concatenate([W[rows], -W[rows]], axis=1)
         const = np.concatenate([b[rows], -b[rows]], axis=1)
+    return _backsub(layers, j, Lam, const, relax, None, center, radius)
+
+
+def _backsub(layers, j: int, Lam, const, relax: list, slopes: list | None, center, radius, tape: list | None = None):
+    """Back-substitute rows ``Lam`` (N, R, m_j) on the input of layer j through layers j-1 .. 0 and
+    concretise: upper bounds ``ub`` (N, R). Lower ReLU slopes: the relaxation's (``slopes`` None) or
+    ``slopes[k]`` (N, R, m_k) per row. ``tape`` receives (Lam, positive part) per layer, last first."""
+    N = center.shape[0]
     for k in range(j - 1, -1, -1):
         su, tu, al = relax[k]
         P = np.maximum(Lam, 0.0)
-        S = P * su[:, None, :] + (Lam - P) * al[:, None, :]
-        const += np.einsum("nrk,nk->nr", P, tu) + S @ layers[k].b
+        S = P * su[:, None, :] + (Lam - P) * (al[:, None, :] if slopes is None else slopes[k])
+        const = const + np.einsum("nrk,nk->nr", P, tu) + S @ layers[k].b
+        if tape is not None:
+            tape.append((Lam, P))
         kk = S.shape[2]
         Lam = (S.reshape(-1, kk) @ layers[k].W).reshape(N, S.shape[1], -1)
     ub = np.einsum("nrd,nd->nr", Lam, center) + const + np.einsum("nrd,nd->nr", np.abs(Lam), radius)
@@ -360,17 +370,11 @@ def _alpha_backsub(layers, relax: list, alpha: list, center: np.ndarray, radius:
     back-substitution. Returns (Lam (N,R,n), const (N,R), ub (N,R), grads)."""
     last = layers[-1]
     N, R = center.shape[0], last.n_out
-    Lam = np.broadcast_to(-last.W, (N, R, last.W.shape[1]))
-    const = np.broadcast_to(-last.b, (N, R)).copy()
-    tape = []
-    for k in range(len(layers) - 2, -1, -1):
-        su, tu, _ = relax[k]
-        pos = np.maximum(Lam, 0.0)
-        S = pos * su[:, None, :] + (Lam - pos) * alpha[k]
-        const += np.einsum("nrk,nk->nr", pos, tu) + S @ layers[k].b
-        tape.append((Lam, pos))
-        Lam = S @ layers[k].W
-    ub = np.einsum("nrd,nd->nr", Lam, center) + const + np.einsum("nrd,nd->nr", np.abs(Lam), radius)
+    Lam0 = np.broadcast_to(-last.W, (N, R, last.W.shape[1]))
+    tape: list = []
+    Lam, const, ub = _backsub(
+        layers, len(layers) - 1, Lam0, np.broadcast_to(-last.b, (N, R)), relax, alpha, center, radius, tape
+    )
     if not grad:
         return Lam, const, ub, None
     g = center[:, None, :] + np.sign(Lam) * radius[:, None, :]  # d ub / d Lam
