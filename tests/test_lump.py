@@ -137,8 +137,7 @@ def test_all_neurons_constant_keeps_one():
 def test_engine_proves_exact_lumping_is_lossless(method):
     """The issue's check with the engine: δ_max of (widened, lumped) is 0 up to the method's
     stated tolerance, by two independent exact methods; a perturbed lumping is not. (The default
-    input-splitting ``exact`` does not close such pairs of different widths: its relaxation error
-    does not vanish; see the README.)"""
+    ``exact`` closes such pairs by aligning them first: tests/test_align.py.)"""
     from equivrepair.reach.api import evaluate
     from equivrepair.spec.sets import Box
 

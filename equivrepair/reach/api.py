@@ -18,6 +18,7 @@ import numpy as np
 
 from ..nets.ir import FNN
 from ..spec.sets import Box, InputSetError
+from .align import LOOSE_MATCH, Alignment, alignable, widen_like
 from .bab import DEFAULT_ATOL, DEFAULT_RTOL, discrepancy, maximize
 from .result import Decision, Discrepancy
 
@@ -187,6 +188,12 @@ def evaluate(
                 res.lower = float(np.max(np.abs(d)))
                 res.upper = max(res.upper, res.lower)
             return res
+    if method == "exact" and not input_set.has_constraints and options.pop("align", True):
+        res = _evaluate_aligned(
+            orig, comp, input_set, time_limit, atol, rtol, outputs, workers, progress, delta_only, **options
+        )
+        if res is not None:
+            return res
     t0 = time.perf_counter()
     if method == "exact" and input_set.dim > HIGH_DIM:
         milp_opts = dict(compact=True, backend="highs", atol=atol, rtol=rtol)
@@ -225,6 +232,65 @@ def evaluate(
         return _star_enum(orig, comp, input_set, time_limit, outputs, progress, t0)
     method_used = method
     return _run_method(method_used, orig, comp, input_set, time_limit, outputs, **options)
+
+
+def _aligned_pair(orig: FNN, comp: FNN, box: Box) -> tuple[FNN, FNN, Alignment | None, str | None]:
+    """The pair with its narrower network widened to the other's widths (or as it is, ``None``)."""
+    side = alignable(orig, comp)
+    if side is None:
+        return orig, comp, None, None
+    narrow, guide = (comp, orig) if side == "b" else (orig, comp)
+    # exact matches first; else the nearest directions (still the same function, only less tight)
+    a = widen_like(narrow, guide, box.lower, box.upper)
+    if a is None:
+        a = widen_like(narrow, guide, box.lower, box.upper, tol=LOOSE_MATCH)
+    if a is None:
+        return orig, comp, None, None
+    return (orig, a.net, a, side) if side == "b" else (a.net, comp, a, side)
+
+
+def _evaluate_aligned(orig, comp, box, time_limit, atol, rtol, outputs, workers, progress, delta_only, **options):
+    """``exact`` on a pair of different widths where one is (up to lumping) the other: the narrow
+    network is widened to the other's shape (:mod:`align`, same function, round-off bounded), so
+    the differential bounds pair matching neurons. ``None`` when the pair does not align."""
+    t0 = time.perf_counter()
+    o2, c2, a, side = _aligned_pair(orig, comp, box)
+    if a is None:
+        return None
+    res = evaluate(
+        o2, c2, box, "exact", time_limit, atol, rtol, outputs, workers, progress, delta_only, align=False, **options
+    )
+    # sound for the given pair: every bound widened by the widening's round-off bound; the witness
+    # re-evaluated on the original networks
+    res.per_output = res.per_output + np.array([-a.error, a.error])
+    res.upper += a.error
+    if res.witness is not None:
+        d = discrepancy(orig, comp, res.witness)[outputs]
+        res.lower = float(np.max(np.abs(d)))
+        res.witness_output = int(outputs[int(np.argmax(np.abs(d)))])
+    res.upper = max(res.upper, res.lower)
+    if res.status == "exact":
+        res.tolerance += a.error
+        res.delta_max = res.upper
+        if res.upper - res.lower > max(atol, rtol * res.lower) + a.error:
+            res.status, res.delta_max = "bounded", None
+    res.stats["aligned"] = {
+        "widened": "compressed" if side == "b" else "original",
+        "widths": a.net.widths,
+        "matched": a.matched,
+        "constant": a.constant,
+        "absent": a.absent,
+        "dead": a.dead,
+        "roundoff_bound": a.error,
+        "time": time.perf_counter() - t0 - res.stats.get("time", 0.0),
+    }
+    note = (
+        f"the {res.stats['aligned']['widened']} network was widened to the other's widths {a.net.widths} "
+        f"(exact rewrite: {a.matched} neurons matched, {a.constant} constant, {a.absent} absent; round-off <= {a.error:.2g}, "
+        "added to every bound)"
+    )
+    res.message = (res.message + "; " if res.message else "") + note
+    return res
 
 
 def _star_enum(orig, comp, box, time_limit, outputs, progress, t0) -> Discrepancy:
@@ -375,6 +441,13 @@ def check(
                 dec.counterexample = unfold_inputs(dec.counterexample, input_set, free)
             return dec
     t0 = time.perf_counter()
+    o_run, c_run, eps_run, aligned = orig, comp, epsilon, None
+    if method == "exact" and not input_set.has_constraints and options.pop("align", True):
+        o_run, c_run, aligned, _ = _aligned_pair(orig, comp, input_set)
+        if aligned is not None and aligned.error < 0.5 * epsilon:
+            eps_run = epsilon - aligned.error  # a proof below it holds for the given pair below ε
+        else:
+            o_run, c_run, aligned = orig, comp, None
     if method in EXTERNAL_METHODS:
         from .external import decide_external
 
@@ -383,13 +456,13 @@ def check(
         )
     if method == "exact" and not input_set.has_constraints and input_set.dim <= HIGH_DIM:
         r = maximize(
-            orig,
-            comp,
+            o_run,
+            c_run,
             input_set.lower,
             input_set.upper,
             outputs=outputs,
             mode="decide",
-            epsilon=epsilon,
+            epsilon=eps_run,
             time_limit=time_limit,
             progress=progress,
             **options,
@@ -402,13 +475,16 @@ def check(
         # many free inputs or a constrained set: the compact MILP, stopped once ε is settled
         from .milp import method_milp
 
-        opts = dict(compact=True, backend="highs", mode="decide", epsilon=epsilon)
+        opts = dict(compact=True, backend="highs", mode="decide", epsilon=eps_run)
         opts.update(options)
-        d = method_milp(orig, comp, input_set, time_limit=time_limit, **opts)
+        d = method_milp(o_run, c_run, input_set, time_limit=time_limit, **opts)
         lower, upper, x, stats = d.lower, d.upper, d.witness, dict(d.stats, method="exact")
     else:
         d = evaluate(orig, comp, input_set, method=method, time_limit=time_limit, outputs=outputs, **options)
         lower, upper, x, stats = d.lower, d.upper, d.witness, dict(d.stats)
+    if aligned is not None:
+        upper += aligned.error  # bounds on the widened pair hold for the given one up to its round-off
+        stats["aligned"] = {"widths": aligned.net.widths, "roundoff_bound": aligned.error}
     stats["time"] = time.perf_counter() - t0
     if x is not None:
         val = float(np.max(np.abs(discrepancy(orig, comp, x)[outputs])))
