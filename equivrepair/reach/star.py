@@ -93,6 +93,18 @@ class _LP:
         self.h.changeColsCost(self.n, np.arange(self.n, dtype=np.int32), cost)
         self.h.run()
         status = self.h.getModelStatus()
+        ok = (self._hs.HighsModelStatus.kOptimal, self._hs.HighsModelStatus.kInfeasible)
+        if status not in ok:
+            # a warm start HiGHS cannot continue from (status "Unknown" on degenerate polytopes of
+            # random networks): solve again from scratch, then without presolve
+            for presolve in ("on", "off"):
+                self.h.clearSolver()
+                self.h.setOptionValue("presolve", presolve)
+                self.h.run()
+                status = self.h.getModelStatus()
+                if status in ok:
+                    break
+            self.h.setOptionValue("presolve", "choose")
         if status == self._hs.HighsModelStatus.kInfeasible:
             return None, None
         if status != self._hs.HighsModelStatus.kOptimal:
