@@ -301,8 +301,8 @@ def test_children_bounded_from_their_parent_stay_sound(seed):
         assert n_child <= n_parent
 
 
-@pytest.mark.parametrize("seed", [3])
-def test_small_batches_keep_parent_bounds_aligned_with_their_boxes(seed):
+@pytest.mark.parametrize("seed,differential", [(3, False), (5, True)])
+def test_small_batches_keep_parent_bounds_aligned_with_their_boxes(seed, differential):
     """With batch=2 most of the frontier waits between iterations, so the per-box parent bounds
     must follow their boxes through every filter and concatenation: δ_max agrees with a run that
     bounds the whole frontier every iteration (nothing waits, so nothing can be misaligned) and
@@ -310,7 +310,9 @@ def test_small_batches_keep_parent_bounds_aligned_with_their_boxes(seed):
     orig = random_fnn([3, 10, 10, 2], seed)
     comp = perturbed(orig, 0.05, seed + 20)
     box = Box(-np.ones(3), np.ones(3))
-    opts = dict(mode="max", leaf_unstable=0, use_differential=False)
+    # differential: the objectives are bounded by differential back-substitution, whose hidden
+    # bounds (z1, z2, Δz) are carried instead of the merged network's
+    opts = dict(mode="max", leaf_unstable=0, use_differential=differential, diff_backsub=differential or None)
     r = maximize(orig, comp, box.lower, box.upper, batch=2, **opts)
     assert r.finished and r.stats["max_frontier"] > 8
     ref = maximize(orig, comp, box.lower, box.upper, batch=100_000, **opts)

@@ -30,6 +30,7 @@ from .symbolic import crown_bounds, symbolic_bounds, tighten_unstable
 DEFAULT_ATOL = 1e-6
 DEFAULT_RTOL = 1e-4
 DEFAULT_INTERVAL_RTOL = 1e-2  # per-output interval ends, relative to max(|end|, δ_max) ("intervals" mode)
+MAX_PRIOR_FLOATS = 50_000_000  # parent bounds carried for at most this many floats (400 MB)
 FP_SLACK = 1e-9  # relative inflation of every float64 bound (round-off in the bound arithmetic)
 
 
@@ -51,6 +52,10 @@ class BabResult:
 
 def make_objectives(outputs: list[int]) -> list[tuple[int, int]]:
     return [(s, j) for j in outputs for s in (1, -1)]
+
+
+def _size(pre: list) -> int:
+    return sum(a.size + b.size for a, b in pre)
 
 
 def _hidden_bounds(
@@ -191,8 +196,17 @@ class _DiffBounder:
         plain = np.where(signs > 0, dhi[0, outs], -dlo[0, outs])
         return self if float(np.max(ub)) <= ratio * float(np.max(plain)) else None
 
-    def __call__(self, lo: np.ndarray, hi: np.ndarray, thresh: np.ndarray, stats: dict):
+    _KEYS = ("pre1", "pre2", "delta")
+
+    def __call__(self, lo: np.ndarray, hi: np.ndarray, thresh: np.ndarray, stats: dict, prior: list | None = None):
+        """Objective upper bounds; ``prior``/``self.pre``: the hidden bounds (z1, z2, Δz per hidden
+        layer, flattened, (N, w) each) valid on each box's parent / used for each box."""
         from .bounds import tiered_objective_bounds
+
+        nh = len(self.orig_n.layers) - 1
+        pri = None
+        if prior is not None:
+            pri = {k: [(a.T, b.T) for a, b in prior[i * nh : (i + 1) * nh]] for i, k in enumerate(self._KEYS)}
 
         # a lower estimate of each objective on each box: its value at the centre (exact, float64)
         centre = 0.5 * (lo + hi)
@@ -209,7 +223,9 @@ class _DiffBounder:
             skip_delta=self._keep_delta if self.adaptive else None,
             stats=stats,
             trace=trace,
+            prior=pri,
         )
+        self.pre = [(a.T, b.T) for k in self._KEYS for a, b in ob.hidden[k]]
         for rows, u_crown, u_delta in trace:  # what the crown+delta tier achieved, per box
             gap = u_crown - self._low[rows]
             ok = (u_crown > thresh[None, :]) & (gap > 0)
@@ -429,7 +445,7 @@ def maximize(
         stats["bound_calls"] += 1
         stats["boxes_bounded"] += len(blo)
         if diff is not None:
-            ub, coef, bounder.unstable, grad = diff(blo, bhi, cur_thresh, stats)
+            ub, coef, bounder.unstable, grad = diff(blo, bhi, cur_thresh, stats, prior)
             cand = np.where(coef > 0, bhi[:, None, :], blo[:, None, :])
             # splits by smear (NeuroDiff): interval gradient of the objective x width
             return ub, cand, grad
@@ -459,7 +475,8 @@ def maximize(
     ub, cand, coef = bound(F_lo, F_hi)
     # the hidden bounds of every open box (merged bounder only): its children start from them.
     # Not with recorded leaves: a certificate checker re-proves each leaf on its own, without them
-    F_pre = bounder.pre if diff is None and not record_leaves else None
+    source = bounder if diff is None else diff  # whichever bounds the boxes keeps their hidden bounds
+    F_pre = source.pre if not record_leaves else None
     pts = cand[:8].reshape(-1, n)
     update_witness(np.vstack([pts, 0.5 * (F_lo + F_hi)]))
     seeds = local_search(merged, pts, np.tile(outs, min(8, len(F_lo))), np.tile(signs, min(8, len(F_lo))), lo, hi)
@@ -568,12 +585,12 @@ def maximize(
         F_coef = np.concatenate([F_coef[keep], c_coef])
         F_rec = np.concatenate([F_rec[keep], s_rec, s_rec])  # children inherit their parent's closures
         if F_pre is not None:
-            if bounder.pre is None or n <= strong_branching_dims:
-                F_pre = None  # children bounded without tracking: stop carrying priors
+            if source.pre is None or n <= strong_branching_dims or _size(F_pre) > MAX_PRIOR_FLOATS:
+                F_pre = None  # children bounded without tracking (or too many boxes): stop carrying
             else:
                 F_pre = [
                     (np.concatenate([a[keep], c[0]]), np.concatenate([b[keep], c[1]]))
-                    for (a, b), c in zip(F_pre, bounder.pre)
+                    for (a, b), c in zip(F_pre, source.pre)
                 ]
 
     upper = np.maximum(closed_ub, F_ub.max(axis=0) if len(F_ub) else -np.inf)

@@ -489,7 +489,11 @@ def same_architecture(a: FNN, b: FNN) -> bool:
     return all(x.W.shape == y.W.shape and x.activation == y.activation for x, y in zip(a.layers, b.layers))
 
 
-def _diff_forward(l1s: tuple[Layer, ...], l2s: tuple[Layer, ...], lo: np.ndarray, hi: np.ndarray) -> dict[str, Any]:
+def _diff_forward(
+    l1s: tuple[Layer, ...], l2s: tuple[Layer, ...], lo: np.ndarray, hi: np.ndarray, prior: dict | None = None
+) -> dict[str, Any]:
+    """The forward differential pass; ``prior`` (keys pre1, pre2, delta; (w, N) arrays per hidden
+    layer) holds bounds valid on each box (its parent's), intersected in layer by layer."""
     mid, rad = _mid_rad(lo, hi)
     pre1, pre2, delta = [], [], []
     K = len(l1s)
@@ -544,6 +548,12 @@ def _diff_forward(l1s: tuple[Layer, ...], l2s: tuple[Layer, ...], lo: np.ndarray
         nl2 = np.maximum(l2, l1 - du - e1)
         nu2 = np.minimum(u2, u1 - dl + e1)
         l1, u1, l2, u2 = nl1, nu1, nl2, nu2
+        if prior is not None and i < K - 1:
+            (p1l, p1u), (p2l, p2u), (pdl, pdu) = prior["pre1"][i], prior["pre2"][i], prior["delta"][i]
+            l1, u1 = np.maximum(l1, p1l), np.minimum(u1, p1u)
+            l2, u2 = np.maximum(l2, p2l), np.minimum(u2, p2u)
+            dl, du = np.maximum(dl, pdl), np.minimum(du, pdu)
+            u1, u2, du = np.maximum(u1, l1), np.maximum(u2, l2), np.maximum(du, dl)
         pre1.append((l1, u1))
         pre2.append((l2, u2))
         delta.append((dl, du))
@@ -679,6 +689,7 @@ class ObjectiveBounds:
     unstable: np.ndarray
     forward: np.ndarray
     grad: np.ndarray | None = None  # (N, r, n): max |∂/∂x_i| of C(Φ1 − Φ2) by interval gradients
+    hidden: dict | None = None  # pre1, pre2, delta per hidden layer, (w, N): the tightest bounds used
 
 
 def _grad_interval(layers: tuple[Layer, ...], pre: list[tuple[np.ndarray, np.ndarray]], C: np.ndarray):
@@ -1106,6 +1117,7 @@ def tiered_objective_bounds(
     skip_delta: Any = None,
     stats: dict | None = None,
     trace: list | None = None,
+    prior: dict | None = None,
 ) -> ObjectiveBounds:
     """:func:`differential_objective_bounds` in tiers, reusing one forward pass: every box gets the
     forward pass and the back-substitution of the rows C ("none"); the boxes whose bound of some
@@ -1116,7 +1128,8 @@ def tiered_objective_bounds(
     bounded again ("crown+delta"). Every bound is sound; each tier only intersects. ``grad``
     (interval gradients) comes from the tightest hidden bounds of each box. ``trace`` (a list)
     receives, per chunk, (box indices, crown bounds, crown+delta bounds) of the boxes that got
-    the last tier."""
+    the last tier. ``prior``: hidden bounds valid on each box (see :func:`_diff_forward`); the
+    result's ``hidden`` holds the bounds used, for the children of these boxes."""
     from .symbolic import tighten_unstable
 
     n1, n2 = normalise(orig), normalise(comp)
@@ -1129,14 +1142,15 @@ def tiered_objective_bounds(
     N = lo2.shape[0]
     width = max(n1.widths[1:])
     K = len(n1.layers)
-    ups, coefs, uns, fws, grads = [], [], [], [], []
+    ups, coefs, uns, fws, grads, hid = [], [], [], [], [], []
 
     def bump(key: str, v: int) -> None:
         stats[key] = stats.get(key, 0) + int(v)
 
     for s in _chunks(N, 3 * width, orig.n_inputs):
         clo, chi = lo2[s], hi2[s]
-        f = _diff_forward(n1.layers, n2.layers, clo, chi)
+        cp = None if prior is None else {k: [(a[:, s], b[:, s]) for a, b in v] for k, v in prior.items()}
+        f = _diff_forward(n1.layers, n2.layers, clo, chi, cp)
         ub, gx = _diff_backsub(n1.layers, n2.layers, f, K - 1, C)
         dl, du = f["delta"][-1]
         fw = (np.maximum(C, 0.0) @ du + np.minimum(C, 0.0) @ dl).T
@@ -1144,6 +1158,7 @@ def tiered_objective_bounds(
         ub = np.minimum(ub, fw)
         pre1 = [(a.copy(), b.copy()) for a, b in f["pre1"]]
         pre2 = [(a.copy(), b.copy()) for a, b in f["pre2"]]
+        dlt = [(a.copy(), b.copy()) for a, b in f["delta"]]
         open_ = np.flatnonzero(np.max(ub - thresh[None, :], axis=1) >= 0)
         fs = f
         if "crown" in tiers and open_.size:
@@ -1171,6 +1186,8 @@ def tiered_objective_bounds(
                     bump("delta_pairs", _tighten_delta_sparse(n1.layers, n2.layers, fd))
                     u3, g3 = _diff_backsub(n1.layers, n2.layers, fd, K - 1, C)
                     rows = open_[sel]
+                    for j in range(K):
+                        dlt[j][0][:, rows], dlt[j][1][:, rows] = fd["delta"][j]
                     if trace is not None:
                         trace.append((rows + s.start, ub[rows].copy(), u3))
                     better = u3 < ub[rows]
@@ -1185,12 +1202,21 @@ def tiered_objective_bounds(
         bl, bu = _grad_interval(n2.layers, pre2, -C)
         grads.append(np.maximum(np.abs(al + bl), np.abs(au + bu)))
         uns.append(_unstable_count(fin))
+        hid.append({"pre1": pre1[:-1], "pre2": pre2[:-1], "delta": dlt[:-1]})
+    hidden = {
+        k: [
+            (np.concatenate([h[k][j][0] for h in hid], axis=1), np.concatenate([h[k][j][1] for h in hid], axis=1))
+            for j in range(K - 1)
+        ]
+        for k in ("pre1", "pre2", "delta")
+    }
     return ObjectiveBounds(
         upper=np.concatenate(ups),
         coef=np.concatenate(coefs),
         unstable=np.concatenate(uns),
         forward=np.concatenate(fws),
         grad=np.concatenate(grads),
+        hidden=hidden,
     )
 
 
