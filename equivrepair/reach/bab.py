@@ -25,6 +25,7 @@ import numpy as np
 
 from ..merge import drop_identity_layers, merge, normalise
 from ..nets.ir import FNN
+from .bounds import _interval_affine
 from .symbolic import crown_bounds, symbolic_bounds, tighten_unstable
 
 DEFAULT_ATOL = 1e-6
@@ -70,11 +71,9 @@ def _hidden_bounds(
     else:
         # no forward pass: the first layer's bounds are exact by interval arithmetic, every other
         # neuron keeps its parent's bounds until back-substitution re-bounds the unstable ones
-        W0, b0 = net.layers[0].W, net.layers[0].b
-        mid, rad = 0.5 * (lo + hi), 0.5 * (hi - lo)
-        c0, r0 = mid @ W0.T + b0, rad @ np.abs(W0).T
-        slack = FP_SLACK * (np.abs(lo) + np.abs(hi)) @ np.abs(W0).T + FP_SLACK * np.abs(b0)
-        first = (np.maximum(c0 - r0 - slack, prior[0][0]), np.minimum(c0 + r0 + slack, prior[0][1]))
+        W0 = net.layers[0].W
+        zl0, zu0 = _interval_affine(W0, np.abs(W0), net.layers[0].b, lo, hi)
+        first = (np.maximum(zl0, prior[0][0]), np.minimum(zu0, prior[0][1]))
         out = np.full((len(lo), net.n_outputs), np.inf)
         pre = [first] + [(a.copy(), b.copy()) for a, b in prior[1:]] + [(-out, out)]
         pre = [(zl, np.maximum(zu, zl)) for zl, zu in pre]
@@ -135,7 +134,7 @@ class _Bounder:
             p1 = _hidden_bounds(self.orig_n, lo, hi, pr1)
             p2 = _hidden_bounds(self.comp_n, lo, hi, pr2)
             pre = [(np.hstack([a[0], b[0]]), np.hstack([a[1], b[1]])) for a, b in zip(p1[:-1], p2[:-1])]
-            self.pre = pre
+            self.pre = list(pre)  # hidden layers only (the output entry below is a placeholder)
             pre.append(
                 (np.full((len(lo), self.merged.n_outputs), -np.inf), np.full((len(lo), self.merged.n_outputs), np.inf))
             )
@@ -473,9 +472,10 @@ def maximize(
     else:
         F_lo, F_hi = (np.array(f, dtype=np.float64).reshape(-1, n) for f in frontier)
     ub, cand, coef = bound(F_lo, F_hi)
-    # the hidden bounds of every open box (merged bounder only): its children start from them.
-    # Not with recorded leaves: a certificate checker re-proves each leaf on its own, without them
-    source = bounder if diff is None else diff  # whichever bounds the boxes keeps their hidden bounds
+    # the hidden bounds of every open box (kept by whichever bounder bounds the boxes): its
+    # children start from them. Not with recorded leaves: a certificate checker re-proves each
+    # leaf on its own, without them
+    source = bounder if diff is None else diff
     F_pre = source.pre if not record_leaves else None
     pts = cand[:8].reshape(-1, n)
     update_witness(np.vstack([pts, 0.5 * (F_lo + F_hi)]))
