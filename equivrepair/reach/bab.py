@@ -33,6 +33,8 @@ DEFAULT_RTOL = 1e-4
 DEFAULT_INTERVAL_RTOL = 1e-2  # per-output interval ends, relative to max(|end|, δ_max) ("intervals" mode)
 MAX_PRIOR_FLOATS = 50_000_000  # parent bounds carried for at most this many floats (400 MB)
 FP_SLACK = 1e-9  # relative inflation of every float64 bound (round-off in the bound arithmetic)
+ASCENT_DIMS = 16  # region ascent for witnesses (one LP over the inputs per region) up to this many inputs
+ASCENT_SHARE = 0.1  # ... taking at most this share of the time so far
 
 
 @dataclass
@@ -309,6 +311,21 @@ def local_search(
     return best
 
 
+def _ascend_witnesses(merged, best_x, best_val, ascended, outs, signs, lo, hi, stats) -> np.ndarray:
+    """Region ascent (:mod:`.ascent`) from every objective's best witness that is new since the
+    last call (``ascended`` (K,) holds the values already ascended from; updated): a witness
+    next to a kink of Φ1 − Φ2 usually has a better one on that kink, a few LPs away."""
+    from .ascent import region_ascent
+
+    points = []
+    for k in np.flatnonzero(best_val > ascended):
+        a = region_ascent(merged, best_x[k], lo, hi, int(outs[k]), float(signs[k]))
+        stats["ascent_lps"] = stats.get("ascent_lps", 0) + a.lps
+        ascended[k] = best_val[k]
+        points.append(a.x)
+    return np.array(points) if points else np.empty((0, lo.size))
+
+
 def exact_leaf(merged: FNN, lo: np.ndarray, hi: np.ndarray, objectives: list[tuple[int, int]]):
     """Exact extremes of every objective on one box by star enumeration (few unstable ReLUs).
 
@@ -489,6 +506,8 @@ def maximize(
     reason = "converged"
     finished = True
     it = 0
+    ascent_time = 0.0
+    ascended = np.full(K, -np.inf)  # per objective, the witness value region ascent last started from
     while True:
         # close objectives that cannot beat the witness by more than the tolerance
         g = np.max(best_val)
@@ -578,6 +597,10 @@ def maximize(
         if it % 5 == 1:
             ls = local_search(merged, pts, outs[kk], signs[kk], lo, hi, steps=15)
             update_witness(ls)
+        if n <= ASCENT_DIMS and ascent_time < ASCENT_SHARE * (time.perf_counter() - t0):
+            ta = time.perf_counter()
+            update_witness(_ascend_witnesses(merged, best_x, best_val, ascended, outs, signs, lo, hi, stats))
+            ascent_time += time.perf_counter() - ta
 
         F_lo = np.concatenate([F_lo[keep], c_lo])
         F_hi = np.concatenate([F_hi[keep], c_hi])
