@@ -34,7 +34,8 @@ DEFAULT_INTERVAL_RTOL = 1e-2  # per-output interval ends, relative to max(|end|,
 MAX_PRIOR_FLOATS = 50_000_000  # parent bounds carried for at most this many floats (400 MB)
 FP_SLACK = 1e-9  # relative inflation of every float64 bound (round-off in the bound arithmetic)
 ASCENT_DIMS = 16  # region ascent for witnesses (one LP over the inputs per region) up to this many inputs
-ASCENT_SHARE = 0.1  # ... taking at most this share of the time so far
+ASCENT_SHARE = 0.1  # ... taking at most this share of the time so far (plus ASCENT_GRACE seconds)
+ASCENT_GRACE = 0.1
 
 
 @dataclass
@@ -311,19 +312,19 @@ def local_search(
     return best
 
 
-def _ascend_witnesses(merged, best_x, best_val, ascended, outs, signs, lo, hi, stats) -> np.ndarray:
-    """Region ascent (:mod:`.ascent`) from every objective's best witness that is new since the
-    last call (``ascended`` (K,) holds the values already ascended from; updated): a witness
-    next to a kink of Φ1 − Φ2 usually has a better one on that kink, a few LPs away."""
+def _ascend_witnesses(merged, best_x, best_val, ascended, outs, signs, lo, hi, stats):
+    """Region ascent (:mod:`.ascent`) from every objective's best witness that is new (better
+    than ``ascended``, the value last ascended from): a witness next to a kink of Φ1 − Φ2
+    usually has a better one on that kink, a few LPs away. Returns (points, objectives)."""
     from .ascent import region_ascent
 
-    points = []
-    for k in np.flatnonzero(best_val > ascended):
+    ks = np.flatnonzero(best_val > ascended)
+    points = np.empty((len(ks), lo.size))
+    for i, k in enumerate(ks):
         a = region_ascent(merged, best_x[k], lo, hi, int(outs[k]), float(signs[k]))
         stats["ascent_lps"] = stats.get("ascent_lps", 0) + a.lps
-        ascended[k] = best_val[k]
-        points.append(a.x)
-    return np.array(points) if points else np.empty((0, lo.size))
+        points[i] = a.x
+    return points, ks
 
 
 def exact_leaf(merged: FNN, lo: np.ndarray, hi: np.ndarray, objectives: list[tuple[int, int]]):
@@ -500,14 +501,26 @@ def maximize(
     update_witness(seeds)
     if seed_points is not None:  # witnesses found elsewhere (other workers); re-evaluated here
         update_witness(np.atleast_2d(np.asarray(seed_points, dtype=np.float64)))
+    ascent_time = 0.0
+    ascended = np.full(K, -np.inf)  # per objective, the witness value region ascent last started from
+
+    def ascend() -> None:
+        # region ascent from every new best witness, within its share of the time (plus a grace)
+        nonlocal ascent_time
+        if n <= ASCENT_DIMS and ascent_time < ASCENT_SHARE * (time.perf_counter() - t0) + ASCENT_GRACE:
+            ta = time.perf_counter()
+            points, ks = _ascend_witnesses(merged, best_x, best_val, ascended, outs, signs, lo, hi, stats)
+            update_witness(points)
+            ascended[ks] = best_val[ks]  # the ascended points are local maxima: not again
+            ascent_time += time.perf_counter() - ta
+
+    ascend()
     F_ub, F_coef = ub, coef
     # the bound each objective had when it closed in a box (kept for recorded leaves / proofs)
     F_rec = np.full_like(F_ub, np.nan)
     reason = "converged"
     finished = True
     it = 0
-    ascent_time = 0.0
-    ascended = np.full(K, -np.inf)  # per objective, the witness value region ascent last started from
     while True:
         # close objectives that cannot beat the witness by more than the tolerance
         g = np.max(best_val)
@@ -597,10 +610,7 @@ def maximize(
         if it % 5 == 1:
             ls = local_search(merged, pts, outs[kk], signs[kk], lo, hi, steps=15)
             update_witness(ls)
-        if n <= ASCENT_DIMS and ascent_time < ASCENT_SHARE * (time.perf_counter() - t0):
-            ta = time.perf_counter()
-            update_witness(_ascend_witnesses(merged, best_x, best_val, ascended, outs, signs, lo, hi, stats))
-            ascent_time += time.perf_counter() - ta
+        ascend()
 
         F_lo = np.concatenate([F_lo[keep], c_lo])
         F_hi = np.concatenate([F_hi[keep], c_hi])
