@@ -107,14 +107,14 @@ def region_ascent(
     if x is None:  # x0 lies on a boundary the LP sees from the wrong side: keep it
         return Ascent(x0, float(sign * net.forward(x0[None])[0, out]), lp.count)
     for _ in range(max_steps):
-        best = (val, None, None, None)
-        for li, j in _tight(forms, x)[:max_flips]:
+        moved = False
+        for li, j in _tight(forms, x)[:max_flips]:  # first improvement: the walk, not the LPs, climbs
             flipped = [p.copy() for p in pattern]
             flipped[li][j] = ~flipped[li][j]
             x2, v2, f2 = _region_max(lp, net, flipped, out, sign)
-            if x2 is not None and v2 > best[0] + 1e-12 * (1.0 + abs(best[0])):
-                best = (v2, x2, flipped, f2)
-        if best[1] is None:
+            if x2 is not None and v2 > val + 1e-12 * (1.0 + abs(val)):
+                val, x, pattern, forms, moved = v2, x2, flipped, f2, True
+                break
+        if not moved:
             break
-        val, x, pattern, forms = best
     return Ascent(x, float(val), lp.count)

@@ -34,7 +34,7 @@ DEFAULT_INTERVAL_RTOL = 1e-2  # per-output interval ends, relative to max(|end|,
 MAX_PRIOR_FLOATS = 50_000_000  # parent bounds carried for at most this many floats (400 MB)
 FP_SLACK = 1e-9  # relative inflation of every float64 bound (round-off in the bound arithmetic)
 ASCENT_DIMS = 16  # region ascent for witnesses (one LP over the inputs per region) up to this many inputs
-ASCENT_SHARE = 0.1  # ... taking at most this share of the time so far (plus ASCENT_GRACE seconds)
+ASCENT_SHARE = 0.05  # ... taking at most this share of the time so far (plus ASCENT_GRACE seconds)
 ASCENT_GRACE = 0.1
 
 
@@ -513,6 +513,7 @@ def maximize(
             update_witness(points)
             ascended[ks] = best_val[ks]  # the ascended points are local maxima: not again
             ascent_time += time.perf_counter() - ta
+            stats["ascent_time"] = ascent_time
 
     ascend()
     F_ub, F_coef = ub, coef
