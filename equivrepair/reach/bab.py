@@ -35,7 +35,7 @@ MAX_PRIOR_FLOATS = 50_000_000  # parent bounds carried for at most this many flo
 FP_SLACK = 1e-9  # relative inflation of every float64 bound (round-off in the bound arithmetic)
 ASCENT_DIMS = 16  # region ascent for witnesses (one LP over the inputs per region) up to this many inputs
 ASCENT_SHARE = 0.05  # ... taking at most this share of the time so far (plus ASCENT_GRACE seconds)
-ASCENT_GRACE = 0.1
+ASCENT_GRACE = 0.02
 
 
 @dataclass
@@ -312,19 +312,23 @@ def local_search(
     return best
 
 
-def _ascend_witnesses(merged, best_x, best_val, ascended, outs, signs, lo, hi, stats):
+def _ascend_witnesses(merged, best_x, best_val, ascended, outs, signs, lo, hi, stats, deadline: float):
     """Region ascent (:mod:`.ascent`) from every objective's best witness that is new (better
-    than ``ascended``, the value last ascended from): a witness next to a kink of Φ1 − Φ2
-    usually has a better one on that kink, a few LPs away. Returns (points, objectives)."""
+    than ``ascended``, the value last ascended from), best first, until ``deadline``
+    (perf_counter): a witness next to a kink of Φ1 − Φ2 usually has a better one on that kink,
+    a few LPs away. Returns (points, objectives ascended)."""
     from .ascent import region_ascent
 
-    ks = np.flatnonzero(best_val > ascended)
-    points = np.empty((len(ks), lo.size))
-    for i, k in enumerate(ks):
+    todo = np.flatnonzero(best_val > ascended)
+    points, done = [], []
+    for k in todo[np.argsort(-best_val[todo])]:
+        if time.perf_counter() > deadline:
+            break
         a = region_ascent(merged, best_x[k], lo, hi, int(outs[k]), float(signs[k]))
         stats["ascent_lps"] = stats.get("ascent_lps", 0) + a.lps
-        points[i] = a.x
-    return points, ks
+        points.append(a.x)
+        done.append(k)
+    return np.array(points).reshape(-1, lo.size), np.array(done, dtype=int)
 
 
 def exact_leaf(merged: FNN, lo: np.ndarray, hi: np.ndarray, objectives: list[tuple[int, int]]):
@@ -507,9 +511,10 @@ def maximize(
     def ascend() -> None:
         # region ascent from every new best witness, within its share of the time (plus a grace)
         nonlocal ascent_time
-        if n <= ASCENT_DIMS and ascent_time < ASCENT_SHARE * (time.perf_counter() - t0) + ASCENT_GRACE:
-            ta = time.perf_counter()
-            points, ks = _ascend_witnesses(merged, best_x, best_val, ascended, outs, signs, lo, hi, stats)
+        ta = time.perf_counter()
+        budget = ASCENT_SHARE * (ta - t0) + ASCENT_GRACE - ascent_time
+        if n <= ASCENT_DIMS and budget > 0:
+            points, ks = _ascend_witnesses(merged, best_x, best_val, ascended, outs, signs, lo, hi, stats, ta + budget)
             update_witness(points)
             ascended[ks] = best_val[ks]  # the ascended points are local maxima: not again
             ascent_time += time.perf_counter() - ta
