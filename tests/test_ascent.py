@@ -11,7 +11,15 @@ import pytest
 
 from equivrepair.nets.ir import FNN, random_fnn
 from equivrepair.reach.ascent import activation_pattern, region_ascent, region_forms
-from equivrepair.reach.bab import _Bounder, discrepancy, exact_leaf, make_objectives, maximize
+from equivrepair.reach.bab import (
+    ASCENT_GRACE,
+    ASCENT_SHARE,
+    _Bounder,
+    discrepancy,
+    exact_leaf,
+    make_objectives,
+    maximize,
+)
 
 
 def _perturbed_merged(seed: int, n: int = 3) -> tuple[FNN, int]:
@@ -63,7 +71,8 @@ def test_region_ascent_climbs_to_the_exact_maximum():
 def test_exact_witness_is_a_local_maximum_of_the_region_graph(data):
     """ACAS Xu 4_1 vs its 8-bit copy (the network whose witness was 26 % short of δ_max at 60 s
     before region ascent): after a short run the witness is re-evaluated on the two networks and
-    region ascent from it finds nothing better, i.e. the engine ascended its best witness."""
+    region ascent from it finds nothing better, i.e. the engine ascended its best witness, within
+    its time budget."""
     from equivrepair.nets.onnx_io import load_onnx
     from equivrepair.spec.vnnlib import read_vnnlib
 
@@ -78,6 +87,8 @@ def test_exact_witness_is_a_local_maximum_of_the_region_graph(data):
     x = res.witnesses[k]
     assert sign * discrepancy(orig, comp, x[None])[0, out] == pytest.approx(res.lower[k], rel=1e-12)
     assert res.lower[k] <= res.upper[k]
+    # its share of the run: 5 % plus 20 ms, overrun by at most one ascent (a few dozen LPs)
+    assert res.stats["ascent_time"] <= ASCENT_SHARE * res.stats["time"] + ASCENT_GRACE + 0.2
     merged = _Bounder(orig, comp).merged
     a = region_ascent(merged, x, box.lower, box.upper, out, float(sign))
     again = sign * discrepancy(orig, comp, a.x[None])[0, out]

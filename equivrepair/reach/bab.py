@@ -4,8 +4,8 @@ Objectives are signed outputs ``s * (Φ1 − Φ2)_j``. The frontier is a set of 
 with a sound upper bound per objective (symbolic bounds on the merged network, intersected with
 the differential bounds when they are available). Each round splits the most promising boxes
 in batch, bounds the children in one vectorised call, evaluates candidate vertices on the two
-original networks, and closes every objective of a box that cannot beat the best witness by more
-than the tolerance. Closed bounds are kept, so the final upper bound is sound:
+original networks (and climbs from each new best witness by region ascent, :mod:`.ascent`), and
+closes every objective of a box that cannot beat the best witness by more than the tolerance. Closed bounds are kept, so the final upper bound is sound:
 
     upper_k = max(bound of every closed box for k, bound of every open box for k).
 
