@@ -274,6 +274,7 @@ def merge(paths: list[str]) -> tuple[list[dict], dict, list[dict]]:
             for k, v in d.items():
                 deltas.setdefault(n, {}).setdefault(k, v)
     rows = sorted(by_key.values(), key=lambda r: (ALL_NETS.index(r["net"]), -r["eps"]))
+    deltas = {n: deltas[n] for n in sorted(deltas, key=ALL_NETS.index)}
     for r in rows:  # re-derive NeuroDiff's verdict from its exit status and output
         nd = r.get("neurodiff")
         if nd:
@@ -298,10 +299,11 @@ def write_report(rows, deltas, metas, out: Path, eps_list, have_nd: bool) -> Non
         "(TO = time limit, cex = counterexample).",
         "",
     ]
-    md += summarise(rows, eps_list, have_nd)
-    md += [""]
-    head = "| net | ε | NeuroDiff (s) | ours out0 (s) | ours out0 verdict | ratio ours/ND | ours all (s) | ours all verdict |"
-    md += [head, "|---|---|---|---|---|---|---|---|"]
+    if rows:
+        md += summarise(rows, eps_list, have_nd)
+        md += [""]
+        head = "| net | ε | NeuroDiff (s) | ours out0 (s) | ours out0 verdict | ratio ours/ND | ours all (s) | ours all verdict |"
+        md += [head, "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         nd, o0, al = r.get("neurodiff"), r.get("ours_out0"), r.get("ours_all")
         ratio = f"{o0['time'] / nd['time']:.2f}" if nd and o0 else "-"
