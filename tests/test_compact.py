@@ -124,3 +124,38 @@ def test_high_dimensional_check_decides_like_the_exact_delta(factor: float) -> N
     else:
         assert dec.verdict == "equivalent"
         assert dec.upper < eps
+
+
+@pytest.mark.parametrize("loosen", [0.0, 1.0])
+def test_mode_max_labels_a_time_limited_milp_by_its_bound(monkeypatch, loosen: float) -> None:
+    """A MILP stopped at its time share still settles its objective when its sound bound is within
+    the tolerance of the best witness (exact); a bound further away leaves the result bounded."""
+    from equivrepair.nets.ir import FNN, random_fnn
+    from equivrepair.reach import milp as milp_mod
+
+    n = HIGH_DIM + 14
+    orig = random_fnn([n, 12, 10, 3], seed=4)
+    comp = FNN.from_arrays([np.round(layer.W * 64) / 64 for layer in orig.layers], [layer.b for layer in orig.layers])
+    c = np.random.default_rng(0).uniform(-1, 1, n)
+    box = Box(c - 0.05, c + 0.05)
+    real = milp_mod._HighsMILP.solve
+
+    def stopped_early(self, cost, time_limit, stop=None):
+        out = real(self, cost, time_limit, stop)
+        assert out["status"] == "optimal"
+        out["status"] = "time_limit"  # same bound and incumbent, as if the share had run out
+        out["bound"] -= loosen  # a minimisation's dual bound: lower is looser
+        return out
+
+    ref = evaluate(orig, comp, box, method="exact", time_limit=60)
+    monkeypatch.setattr(milp_mod._HighsMILP, "solve", stopped_early)
+    res = evaluate(orig, comp, box, method="exact", time_limit=60)
+    assert res.stats["milps"] >= 1 and "time_limit" in res.stats["milp_status"].values()
+    assert res.lower <= res.upper
+    if loosen == 0.0:
+        assert ref.status == res.status == "exact"
+        assert res.delta_max == pytest.approx(ref.delta_max, abs=1e-9)
+    else:
+        assert res.status == "bounded" and res.delta_max is None
+        # the loosened MILP bound leaves the objective at its (sound, looser) LP bound
+        assert res.upper > ref.delta_max + 1e-3
