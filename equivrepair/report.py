@@ -61,6 +61,8 @@ def _support_points(
     try:
         import highspy
         import scipy.sparse as sp
+
+        from .reach.lp import new_highs, run_highs
     except ImportError:  # pragma: no cover - highspy is a dependency
         highspy = None
     n = lo.size
@@ -75,8 +77,7 @@ def _support_points(
             if r.status == 0:
                 out.append(r.x)
         return out
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h = new_highs()
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = n, int(g.size)
     lp.col_cost_ = np.zeros(n)
@@ -90,7 +91,7 @@ def _support_points(
     idx = np.arange(n, dtype=np.int32)
     for c in dirs:
         h.changeColsCost(n, idx, -np.asarray(c, dtype=np.float64))
-        h.run()
+        run_highs(h)
         if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
             out.append(np.array(h.getSolution().col_value))
     return out

@@ -279,6 +279,34 @@ def difference_cuts(
     _lipschitz_cuts(b, z[:s], z[s:], a[:s], a[s:], unstable[:s] | unstable[s:], dl, du)
 
 
+def new_highs() -> Any:
+    """A quiet single-threaded ``highspy.Highs``: every solver of the project runs on one thread.
+
+    HiGHS keeps one thread scheduler per process, sized by the first run; an instance asking for
+    another count afterwards fails to run (model status "Not Set", since highspy 1.16). Giving
+    every instance the same count avoids that; :func:`run_highs` recovers where another library
+    (cvxpy's HiGHS interface) sized the scheduler first.
+    """
+    import highspy
+
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 1)
+    return h
+
+
+def run_highs(h: Any) -> Any:
+    """``h.run()``; when the run failed before solving (scheduler sized by someone else), reset
+    HiGHS's global scheduler and run once more. Returns the HiGHS status of the last run."""
+    import highspy
+
+    status = h.run()
+    if status == highspy.HighsStatus.kError and h.getModelStatus() == highspy.HighsModelStatus.kNotset:
+        highspy.Highs.resetGlobalScheduler(True)
+        status = h.run()
+    return status
+
+
 def highs_model(model: LPModel, integer: bool = False) -> Any:
     """A ``highspy.Highs`` holding ``model`` (zero costs; integrality of its binaries if asked)."""
     import highspy
@@ -302,8 +330,7 @@ def highs_model(model: LPModel, integer: bool = False) -> Any:
         for k in model.integer_cols:
             integ[int(k)] = highspy.HighsVarType.kInteger
         lp.integrality_ = integ
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h = new_highs()
     h.passModel(lp)
     return h
 
@@ -520,12 +547,12 @@ class _HighsLP:
                 return "time_limit", np.nan, None, None
             h.setOptionValue("time_limit", float(left))
         h.changeColsCost(self.n, self.idx, cost)
-        h.run()
+        run_highs(h)
         ms = h.getModelStatus()
         if ms not in (self.hp.HighsModelStatus.kOptimal, self.hp.HighsModelStatus.kTimeLimit):
             h.clearSolver()
             h.setOptionValue("presolve", "on")
-            h.run()
+            run_highs(h)
             h.setOptionValue("presolve", "off")
             ms = h.getModelStatus()
         name = h.modelStatusToString(ms)

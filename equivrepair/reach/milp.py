@@ -30,7 +30,7 @@ from ..nets.ir import FNN
 from ..spec.sets import Box
 from .bounds import best_witness, default_candidates, merged_pre_bounds
 from .compact import build_compact
-from .lp import LPModel, build_relaxation, highs_model, lp_bounds_merged
+from .lp import LPModel, build_relaxation, highs_model, lp_bounds_merged, run_highs
 from .result import Discrepancy
 
 
@@ -163,7 +163,6 @@ class _HighsMILP:
         self.hp = highspy
         self.model = model
         h = highs_model(model, integer=True)
-        h.setOptionValue("threads", 1)
         for key, val in (
             ("mip_rel_gap", 1e-9),
             ("mip_abs_gap", float(gap) if gap is not None else 0.1 * tol),
@@ -212,7 +211,7 @@ class _HighsMILP:
         h.setOptionValue("presolve", presolve)
         h.setOptionValue("time_limit", float(max(time_limit, 1e-3)) if time_limit is not None else float("inf"))
         h.changeColsCost(self.idx.size, self.idx, np.asarray(cost, dtype=np.float64))
-        h.run()
+        run_highs(h)
         ms = h.getModelStatus()
         info = h.getInfo()
         out: dict[str, Any] = {"status": "error", "value": np.nan, "bound": -np.inf, "gap": np.nan, "x": None}

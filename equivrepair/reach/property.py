@@ -58,6 +58,7 @@ import numpy as np
 from ..nets.ir import FNN, Layer
 from ..spec.vnnlib import DNF, VnnlibProperty
 from .bab import bisect
+from .lp import new_highs, run_highs
 from .symbolic import symbolic_bounds
 
 FP_SLACK = 1e-9  # relative slack on every float64 bound (round-off in the bound arithmetic)
@@ -970,9 +971,7 @@ def _milp_conj(case: _Case, k: int, deadline: float, stats: dict) -> tuple[str, 
     lp.a_matrix_.index_ = A.indices
     lp.a_matrix_.value_ = A.data
     lp.integrality_ = [highspy.HighsVarType(int(v)) for v in np.concatenate(integ)]
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("threads", 1)
+    h = new_highs()
     left = deadline - time.perf_counter()
     if left <= 0:
         return "timeout", None
@@ -981,7 +980,7 @@ def _milp_conj(case: _Case, k: int, deadline: float, stats: dict) -> tuple[str, 
     h.setOptionValue("objective_bound", float(MILP_TOL))
     h.passModel(lp)
     t0 = time.perf_counter()
-    h.run()
+    run_highs(h)
     stats["milp_time"] = stats.get("milp_time", 0.0) + time.perf_counter() - t0
     stats["milps"] = stats.get("milps", 0) + 1
     ms = h.getModelStatus()

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..merge import merge
 from ..nets.ir import FNN
+from .lp import new_highs, run_highs
 
 LP_TOL = 1e-9  # HiGHS primal/dual feasibility tolerance used here
 
@@ -57,8 +58,7 @@ class _LP:
         self._hs = highspy
         self.lo, self.hi = np.asarray(lo, float), np.asarray(hi, float)
         self.n = self.lo.size
-        self.h = highspy.Highs()
-        self.h.setOptionValue("output_flag", False)
+        self.h = new_highs()
         self.h.setOptionValue("primal_feasibility_tolerance", LP_TOL)
         self.h.setOptionValue("dual_feasibility_tolerance", LP_TOL)
         self._key: tuple | None = None
@@ -91,7 +91,7 @@ class _LP:
             self._load(G, g)
         cost = -np.asarray(obj, float) if maximize else np.asarray(obj, float)
         self.h.changeColsCost(self.n, np.arange(self.n, dtype=np.int32), cost)
-        self.h.run()
+        run_highs(self.h)
         status = self.h.getModelStatus()
         ok = (self._hs.HighsModelStatus.kOptimal, self._hs.HighsModelStatus.kInfeasible)
         if status not in ok:
@@ -100,7 +100,7 @@ class _LP:
             for presolve in ("on", "off"):
                 self.h.clearSolver()
                 self.h.setOptionValue("presolve", presolve)
-                self.h.run()
+                run_highs(self.h)
                 status = self.h.getModelStatus()
                 if status in ok:
                     break
