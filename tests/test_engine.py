@@ -356,3 +356,38 @@ def test_parent_bounds_and_alignment_sound_on_real_pairs(data, pair):
         assert d.delta_max <= evaluate(orig, comp, box, method=method).upper + 1e-12
     if pair == "acas-box-lumped":
         assert d.delta_max <= 1e-9  # the lumping is exact on the box: the truth is 0
+
+
+def test_prior_pool_keeps_each_box_bounds_through_release_add_and_growth():
+    """The slot pool behind the carried parent bounds: after random closes, selections and
+    additions (past several growths of its capacity) every live slot still reads back exactly the
+    bounds written for its box."""
+    from equivrepair.reach.bab import _PriorPool
+
+    rng = np.random.default_rng(0)
+    widths = (3, 5)
+
+    def boxes(k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(rng.normal(size=(k, w)), rng.normal(size=(k, w))) for w in widths]
+
+    first = boxes(10)
+    pool = _PriorPool(first)
+    ref = {int(s): [(a[i], b[i]) for a, b in first] for i, s in enumerate(pool.slots)}
+    for _ in range(60):
+        live = np.array(sorted(ref))
+        gone = rng.choice(live, size=rng.integers(0, len(live) // 10 + 1), replace=False)
+        pool.release(gone)
+        for s in gone:
+            del ref[int(s)]
+        new = boxes(int(rng.integers(1, 80)))
+        slots = pool.add(new)
+        assert not set(slots.tolist()) & set(ref), "a slot was handed out twice"
+        for i, s in enumerate(slots):
+            ref[int(s)] = [(a[i], b[i]) for a, b in new]
+        live = np.array(sorted(ref))
+        got = pool.get(live)
+        for j, s in enumerate(live):
+            for (ga, gb), (ra, rb) in zip(got, ref[int(s)]):
+                assert np.array_equal(ga[j], ra) and np.array_equal(gb[j], rb)
+        assert pool.floats == len(ref) * 2 * sum(widths)
+    assert len(pool.free) >= 4 * 256  # it grew (several times)
