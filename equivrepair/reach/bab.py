@@ -386,24 +386,55 @@ def _ascend_witnesses(merged, best_x, best_val, ascended, outs, signs, lo, hi, s
     return np.array(points).reshape(-1, lo.size), np.array(done, dtype=int)
 
 
-def exact_leaf(merged: FNN, lo: np.ndarray, hi: np.ndarray, objectives: list[tuple[int, int]]):
-    """Exact extremes of every objective on one box by star enumeration (few unstable ReLUs).
+def exact_leaf(
+    merged: FNN,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    objectives: list[tuple[int, int]],
+    pre: list[tuple[np.ndarray, np.ndarray]] | None = None,
+    wanted: np.ndarray | None = None,
+):
+    """Exact extremes of the objectives on one box by star enumeration (few unstable ReLUs).
 
-    Returns (value per objective, argmax point per objective); values carry the LP tolerance.
+    ``pre``: sound hidden pre-activation bounds of ``merged`` on the box (neurons they show
+    stable cost no LP); ``wanted``: which objectives to solve (the others come back as +inf, a
+    bound that changes nothing, with the box centre as their point). Returns (value per
+    objective, argmax point per objective, LPs); values carry the LP tolerance.
     """
     from .star import LP_TOL, enumerate_stars, star_extremes
 
+    wanted = np.ones(len(objectives), dtype=bool) if wanted is None else np.asarray(wanted, dtype=bool)
     outputs = sorted({j for _, j in objectives})
-    res = enumerate_stars(merged, lo, hi)
-    mins, maxs, argmins, argmaxs, nlp = star_extremes(res, outputs)
-    vals = np.empty(len(objectives))
-    pts = np.empty((len(objectives), lo.size))
+    sides = (np.zeros(len(outputs), dtype=bool), np.zeros(len(outputs), dtype=bool))
     for k, (s, j) in enumerate(objectives):
+        sides[int(s > 0)][outputs.index(j)] |= bool(wanted[k])
+    res = enumerate_stars(merged, lo, hi, pre_bounds=pre)
+    mins, maxs, argmins, argmaxs, nlp = star_extremes(res, outputs, sides)
+    vals = np.full(len(objectives), np.inf)
+    pts = np.tile(0.5 * (lo + hi), (len(objectives), 1))
+    for k, (s, j) in enumerate(objectives):
+        if not wanted[k]:
+            continue
         i = outputs.index(j)
         v = maxs[i] if s > 0 else -mins[i]
         vals[k] = v + 10 * LP_TOL * (1.0 + abs(v))
         pts[k] = argmaxs[i] if s > 0 else argmins[i]
     return vals, pts, res.stats["lps"] + nlp
+
+
+def _merged_hidden(source, merged: FNN, i: int) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """Box ``i``'s hidden bounds from the last bound call, in ``merged``'s layout (Φ1's neurons
+    then Φ2's per layer), or None where the bounder kept none or the layouts differ."""
+    pre = getattr(source, "pre", None)
+    if pre is None:
+        return None
+    if isinstance(source, _DiffBounder):  # z1, z2 and Δz per hidden layer, in that order
+        nh = len(pre) // 3
+        pre = [(np.hstack([pre[j][0], pre[nh + j][0]]), np.hstack([pre[j][1], pre[nh + j][1]])) for j in range(nh)]
+    hidden = [layer.n_out for layer in merged.layers[:-1]]
+    if [a.shape[1] for a, _ in pre] != hidden:
+        return None
+    return [(a[i], b[i]) for a, b in pre]
 
 
 def bisect(lo: np.ndarray, hi: np.ndarray, dim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -663,7 +694,9 @@ def maximize(
             few = np.flatnonzero((bounder.unstable <= leaf_unstable) & (bounder.unstable > 0))
             few = few[np.max(c_ub[few] - thresh[None, :], axis=1) > 0] if few.size else few
             for i in few[:64]:
-                vals, xs, nlp = exact_leaf(merged, c_lo[i], c_hi[i], objectives)
+                # (strong branching bounds many candidate splits per call: its bounds are not the children's)
+                pre_i = _merged_hidden(source, merged, i) if n > strong_branching_dims else None
+                vals, xs, nlp = exact_leaf(merged, c_lo[i], c_hi[i], objectives, pre_i, c_ub[i] > thresh)
                 stats["leaf_lps"] = stats.get("leaf_lps", 0) + nlp
                 stats["exact_leaves"] = stats.get("exact_leaves", 0) + 1
                 update_witness(xs)

@@ -127,8 +127,12 @@ def enumerate_stars(
     c: np.ndarray | None = None,
     time_limit: float | None = None,
     progress: Callable[[dict], None] | None = None,
+    pre_bounds: list[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> StarEnumResult:
-    """All output stars of ``net`` on the box (cut by ``A x <= c``); depth-first, exact."""
+    """All output stars of ``net`` on the box (cut by ``A x <= c``); depth-first, exact.
+
+    ``pre_bounds``: sound bounds on each hidden layer's pre-activations over the box (e.g. from
+    back-substitution); a neuron they show stable is stable on every star, so it costs no LP."""
     t0 = time.perf_counter()
     lo = np.asarray(lo, dtype=np.float64)
     hi = np.asarray(hi, dtype=np.float64)
@@ -155,6 +159,8 @@ def enumerate_stars(
             V, v = star.V.copy(), star.v.copy()
             G, g = star.G, star.g
             zl, zu = _interval(V, v, center, radius)
+            if pre_bounds is not None and li < len(pre_bounds):
+                zl, zu = np.maximum(zl, pre_bounds[li][0]), np.minimum(zu, pre_bounds[li][1])
             branched = False
             for i in range(ni, layer.n_out):
                 if zl[i] >= 0:
@@ -199,9 +205,12 @@ def enumerate_stars(
 
 
 def star_extremes(
-    result: StarEnumResult, outputs: list[int]
+    result: StarEnumResult, outputs: list[int], sides: tuple[np.ndarray, np.ndarray] | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-    """Per-output min and max over all stars, with the argmin/argmax inputs; returns LP count."""
+    """Per-output min and max over all stars, with the argmin/argmax inputs; returns LP count.
+
+    ``sides``: (want_min, want_max) booleans per output; an extreme not wanted is not solved
+    (left at ±inf, its argument at zero)."""
     m = len(outputs)
     lp = _LP(result.lo, result.hi)
     mins, maxs = np.full(m, np.inf), np.full(m, -np.inf)
@@ -211,11 +220,11 @@ def star_extremes(
     for star in result.stars:
         zl, zu = _interval(star.V, star.v, center, radius)
         for k, j in enumerate(outputs):
-            if zu[j] > maxs[k]:
+            if zu[j] > maxs[k] and (sides is None or sides[1][k]):
                 val, x = lp.solve(star.V[j], star.G, star.g, maximize=True)
                 if val is not None and val + star.v[j] > maxs[k]:
                     maxs[k], argmaxs[k] = val + star.v[j], x
-            if zl[j] < mins[k]:
+            if zl[j] < mins[k] and (sides is None or sides[0][k]):
                 val, x = lp.solve(star.V[j], star.G, star.g, maximize=False)
                 if val is not None and val + star.v[j] < mins[k]:
                     mins[k], argmins[k] = val + star.v[j], x
