@@ -159,3 +159,27 @@ def test_mode_max_labels_a_time_limited_milp_by_its_bound(monkeypatch, loosen: f
         assert res.status == "bounded" and res.delta_max is None
         # the loosened MILP bound leaves the objective at its (sound, looser) LP bound
         assert res.upper > ref.delta_max + 1e-3
+
+
+def test_highs_milp_runs_after_another_library_sized_the_thread_scheduler() -> None:
+    """HiGHS keeps one thread scheduler per process, sized by its first run; since highspy 1.16 an
+    instance asking for another thread count afterwards does not run at all (model status "Not
+    Set"), which silently turned every compact MILP into a 'bounded' LP result whenever cvxpy's
+    HiGHS had run first. After a 2-thread HiGHS run, the compact MILP must still solve to optimality
+    and agree with the cvxpy MILP."""
+    import highspy
+
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 2)
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = 1, 0
+    lp.col_cost_, lp.col_lower_, lp.col_upper_ = np.array([1.0]), np.array([0.0]), np.array([1.0])
+    h.passModel(lp)
+    h.run()
+    orig, comp = make_pair(2, "rounded")
+    box = Box(-np.ones(orig.n_inputs), np.ones(orig.n_inputs))
+    fast = method_milp(orig, comp, box, time_limit=60, compact=True, backend="highs")
+    full = method_milp(orig, comp, box, time_limit=60)
+    assert fast.status == full.status == "exact"
+    assert abs(fast.delta_max - full.delta_max) <= 1e-5 * (1 + full.delta_max)
