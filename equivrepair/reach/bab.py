@@ -472,7 +472,7 @@ def _strong_split(bound, lo, hi, thresh):
     best = np.argmin(score, axis=0)  # (take,)
     rows = np.arange(take)
     idx = np.concatenate([best * 2 * take + rows, best * 2 * take + take + rows])
-    return np.concatenate(all_lo)[idx], np.concatenate(all_hi)[idx], ub[idx], cand[idx], coef[idx]
+    return np.concatenate(all_lo)[idx], np.concatenate(all_hi)[idx], ub[idx], cand[idx], coef[idx], idx
 
 
 def maximize(
@@ -676,7 +676,9 @@ def maximize(
         keep[sel] = False
         s_lo, s_hi, s_ub, s_coef, s_rec = F_lo[sel], F_hi[sel], F_ub[sel], F_coef[sel], F_rec[sel]
         if n <= strong_branching_dims:
-            c_lo, c_hi, c_ub, c_cand, c_coef = _strong_split(bound, s_lo, s_hi, thresh)
+            c_lo, c_hi, c_ub, c_cand, c_coef, chosen = _strong_split(bound, s_lo, s_hi, thresh)
+            # the bound call covered every candidate split: keep the unstable counts of the children
+            bounder.unstable = np.asarray(bounder.unstable)[chosen]
         else:
             dim = _smear_dims(s_lo, s_hi, s_coef, s_ub, thresh)
             c_lo, c_hi = bisect(s_lo, s_hi, dim)
