@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -94,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "equivrepair": __version__,
         "numpy": np.__version__,
+        "highspy": importlib.metadata.version("highspy"),
         "workers": args.workers,
         "mode": "intervals" if args.intervals else "delta_only",
         "timeout": args.timeout,

@@ -19,6 +19,7 @@ Prints a table and writes benchmarks/results/acasxu_vnncomp.json.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -123,6 +124,7 @@ def versions(nnenum_py: str | None) -> dict:
     v = {
         "python": platform.python_version(),
         "numpy": np.__version__,
+        "highspy": importlib.metadata.version("highspy"),
         "onnx": onnx.__version__,
         "onnxruntime": onnxruntime.__version__,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
+import importlib.metadata
 import json
 import platform
 import sys
@@ -258,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "numpy": np.__version__,
+        "highspy": importlib.metadata.version("highspy"),
         "scipy": scipy.__version__,
         "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__,

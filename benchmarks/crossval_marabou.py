@@ -21,6 +21,7 @@ benchmarks/results/crossval_marabou.json.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -280,6 +281,7 @@ def main() -> None:
     vers = {
         "python": platform.python_version(),
         "numpy": np.__version__,
+        "highspy": importlib.metadata.version("highspy"),
         "onnx": onnx.__version__,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
     }

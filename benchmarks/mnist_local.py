@@ -42,6 +42,7 @@ benchmarks/results/ (``--out``).
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -215,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "equivrepair": __version__,
         "numpy": np.__version__,
+        "highspy": importlib.metadata.version("highspy"),
         "args": vars(args),
     }
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib.metadata
 import json
 import os
 import platform
@@ -515,6 +516,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": platform.platform(),
         "python": platform.python_version(),
         "numpy": np.__version__,
+        "highspy": importlib.metadata.version("highspy"),
         "torch": torch.__version__,
         "threads": args.threads,
         "cpus": os.cpu_count(),

@@ -29,6 +29,7 @@ also run through NeuroDiff in the same process, one after the other, never concu
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -247,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "neurodiff_acas",
         "equivrepair": __version__,
         "python": platform.python_version(),
+        "numpy": np.__version__,
+        "highspy": importlib.metadata.version("highspy"),
         "machine": platform.platform(),
         "cpus": os.cpu_count(),
         "loadavg_start": LOAD_START,

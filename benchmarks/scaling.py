@@ -38,6 +38,7 @@ bars, time on a log scale, bounded runs marked with red crosses, the time limit 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -172,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "equivrepair": __version__,
         "numpy": np.__version__,
+        "highspy": importlib.metadata.version("highspy"),
         "args": vars(args),
         "engine": engine_fingerprint(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
