@@ -422,9 +422,9 @@ def exact_leaf(
     return vals, pts, res.stats["lps"] + nlp
 
 
-def _merged_hidden(source, merged: FNN, i: int) -> list[tuple[np.ndarray, np.ndarray]] | None:
-    """Box ``i``'s hidden bounds from the last bound call, in ``merged``'s layout (Φ1's neurons
-    then Φ2's per layer), or None where the bounder kept none or the layouts differ."""
+def _merged_hidden(source, merged: FNN) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """The hidden bounds of the last bound call's boxes, (N, w) per layer in ``merged``'s layout
+    (Φ1's neurons then Φ2's per layer), or None where the bounder kept none or the layouts differ."""
     pre = getattr(source, "pre", None)
     if pre is None:
         return None
@@ -434,7 +434,7 @@ def _merged_hidden(source, merged: FNN, i: int) -> list[tuple[np.ndarray, np.nda
     hidden = [layer.n_out for layer in merged.layers[:-1]]
     if [a.shape[1] for a, _ in pre] != hidden:
         return None
-    return [(a[i], b[i]) for a, b in pre]
+    return pre
 
 
 def bisect(lo: np.ndarray, hi: np.ndarray, dim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -695,9 +695,11 @@ def maximize(
         if leaf_unstable > 0:
             few = np.flatnonzero((bounder.unstable <= leaf_unstable) & (bounder.unstable > 0))
             few = few[np.max(c_ub[few] - thresh[None, :], axis=1) > 0] if few.size else few
+            # the children's hidden bounds, assembled once for all leaves (strong branching bounds
+            # many candidate splits per call: its bounds are not the children's)
+            leaf_pre = _merged_hidden(source, merged) if few.size and n > strong_branching_dims else None
             for i in few[:64]:
-                # (strong branching bounds many candidate splits per call: its bounds are not the children's)
-                pre_i = _merged_hidden(source, merged, i) if n > strong_branching_dims else None
+                pre_i = None if leaf_pre is None else [(a[i], b[i]) for a, b in leaf_pre]
                 vals, xs, nlp = exact_leaf(merged, c_lo[i], c_hi[i], objectives, pre_i, c_ub[i] > thresh)
                 stats["leaf_lps"] = stats.get("leaf_lps", 0) + nlp
                 stats["exact_leaves"] = stats.get("exact_leaves", 0) + 1
