@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         for f in args.report:
             d = json.loads(Path(f).read_text())
             rows += d["rows"]
-            meta.append(d["meta"])
+            meta += d["meta"] if isinstance(d["meta"], list) else [d["meta"]]  # a merged report's list
         seen: dict[tuple, dict] = {}
         for r in rows:  # several runs may overlap: keep the first row of each instance
             if str(r.get("engine", "")).endswith("+diff"):  # a separate variant, its own table rows
