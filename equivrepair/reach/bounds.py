@@ -749,41 +749,6 @@ def _delta_relaxation(
     }
 
 
-def _backsub_step(f: dict[str, Any], j: int) -> dict[str, np.ndarray]:
-    """The per-(box, neuron) arrays of the ReLU step of :func:`_diff_backsub` at hidden layer j,
-    (N, 1, w) each, built from :func:`_delta_relaxation` once and kept in ``f`` while layer j's
-    bounds are the same objects (every tightening replaces the bound tuples, never edits them)."""
-    keys = (f["pre1"][j], f["pre2"][j], f["delta"][j])
-    cache = f.setdefault("_step", {})
-    hit = cache.get(j)
-    if hit is not None and all(a is b for a, b in zip(hit[0], keys)):
-        return hit[1]
-    l1, u1 = (a.T for a in keys[0])
-    l2, u2 = (a.T for a in keys[1])
-    dl, du = (a.T for a in keys[2])
-    R = _delta_relaxation(l1, u1, l2, u2, dl, du)
-    r1, r2 = R["r1"], R["r2"]
-    nu_p, nu_m = (~R["use_u"]).astype(np.float64), (~R["use_l"]).astype(np.float64)
-    S = {
-        "hs_p": np.where(R["use_u"], R["sU"], r1.su),
-        "hs_m": np.where(R["use_l"], R["sL"], r1.sl),
-        "nu_p": nu_p,
-        "nu_m": nu_m,
-        "c1s_p": nu_p * r1.su,
-        "c1s_m": nu_m * r1.sl,
-        "t_p": np.where(R["use_u"], R["tU"], r1.tu),
-        "t_m": np.where(R["use_l"], R["tL"], 0.0),
-        "su2": r2.su,
-        "sl2": r2.sl,
-        "tu2": r2.tu,
-        "dzM": np.maximum(np.abs(dl), np.abs(du)),
-        "z2M": np.maximum(np.abs(l2), np.abs(u2)),
-    }
-    S = {k: v[:, None, :] for k, v in S.items()}
-    cache[j] = (keys, S)
-    return S
-
-
 def _diff_backsub(
     l1s: tuple[Layer, ...],
     l2s: tuple[Layer, ...],
@@ -833,21 +798,30 @@ def _diff_backsub(
         mag += ein(f"{sub},nk->nr", aD, daM @ np.abs(A.W).T + a2M @ np.abs(dW).T)
         mag += ein(f"{sub},nk->nr", a2, a2M @ np.abs(B.W).T)
     for j in range(upto - 1, -1, -1):
-        S = _backsub_step(f, j)
+        l1, u1 = (a.T for a in f["pre1"][j])
+        l2, u2 = (a.T for a in f["pre2"][j])
+        dl, du = (a.T for a in f["delta"][j])
+        R = _delta_relaxation(l1, u1, l2, u2, dl, du)
+        r1, r2 = R["r1"], R["r2"]
+        dzM = np.maximum(np.abs(dl), np.abs(du))[:, None, :]
+        z2M = np.maximum(np.abs(l2), np.abs(u2))[:, None, :]
         pos = gD > 0.0
-        # (D): gD Δa <= gD (s Δz + t) with the chord of max(0, ·) (gD > 0) or min(0, ·) (gD < 0);
-        # (B): gD Δa + g2 a2 = gD a1 + (g2 − gD) a2, each relaxed by the sign of its coefficient.
-        # Per sign of gD, S holds the slope on Δz, the 0/1 weight of a1 (0 under (D)) times
-        # a1's slope, and the intercept of the relaxation picked for that neuron and box.
-        hD = gD * np.where(pos, S["hs_p"], S["hs_m"])
-        c1 = gD * np.where(pos, S["nu_p"], S["nu_m"])  # coefficient of a1 = relu(z2 + Δz) under (B)
-        c1s1 = gD * np.where(pos, S["c1s_p"], S["c1s_m"])
-        c2 = g2 - c1
-        c2s2 = c2 * np.where(c2 > 0.0, S["su2"], S["sl2"])
-        h2 = c1s1 + c2s2
-        tt = gD * np.where(pos, S["t_p"], S["t_m"]) + np.maximum(c2, 0.0) * S["tu2"]
+        # (D): gD Δa <= gD (s Δz + t) with the chord of max(0, ·) (gD > 0) or min(0, ·) (gD < 0)
+        use_d = np.where(pos, R["use_u"][:, None, :], R["use_l"][:, None, :])
+        sd = np.where(pos, R["sU"][:, None, :], R["sL"][:, None, :])
+        td = np.where(pos, R["tU"][:, None, :], R["tL"][:, None, :])
+        # (B): gD Δa + g2 a2 = gD a1 + (g2 − gD) a2, each relaxed by the sign of its coefficient
+        s1 = np.where(pos, r1.su[:, None, :], r1.sl[:, None, :])
+        t1 = np.where(pos, r1.tu[:, None, :], 0.0)
+        hD = gD * np.where(use_d, sd, s1)
+        c1 = np.where(use_d, 0.0, gD)  # coefficient of a1 = relu(z2 + Δz) under (B)
+        c2 = np.where(use_d, g2, g2 - gD)
+        c2p = np.maximum(c2, 0.0)
+        s2 = np.where(c2 > 0.0, r2.su[:, None, :], r2.sl[:, None, :])
+        h2 = c1 * s1 + c2 * s2
+        tt = np.where(use_d, gD * td, gD * t1) + c2p * r2.tu[:, None, :]
         const += tt.sum(axis=2)
-        mag += (np.abs(hD) * S["dzM"] + (np.abs(c1s1) + np.abs(c2s2)) * S["z2M"] + np.abs(tt)).sum(axis=2)
+        mag += (np.abs(hD) * dzM + (np.abs(c1 * s1) + np.abs(c2 * s2)) * z2M + np.abs(tt)).sum(axis=2)
         A, B = l1s[j], l2s[j]
         dW, db = A.W - B.W, A.b - B.b
         const += hD @ db + h2 @ B.b
