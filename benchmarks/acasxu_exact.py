@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from equivrepair import __version__  # noqa: E402
 from equivrepair.nets.ir import FNN  # noqa: E402
 from equivrepair.nets.onnx_io import load_onnx  # noqa: E402
+from equivrepair.provenance import source_revision  # noqa: E402
 from equivrepair.reach.api import evaluate  # noqa: E402
 from equivrepair.spec.vnnlib import read_vnnlib  # noqa: E402
 
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         "equivrepair": __version__,
         "numpy": np.__version__,
         "highspy": importlib.metadata.version("highspy"),
+        "commit": source_revision(),
         "workers": args.workers,
         "mode": "intervals" if args.intervals else "delta_only",
         "timeout": args.timeout,

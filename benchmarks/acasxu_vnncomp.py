@@ -121,10 +121,13 @@ def versions(nnenum_py: str | None) -> dict:
     import onnx
     import onnxruntime
 
+    from equivrepair.provenance import source_revision
+
     v = {
         "python": platform.python_version(),
         "numpy": np.__version__,
         "highspy": importlib.metadata.version("highspy"),
+        "commit": source_revision(),
         "onnx": onnx.__version__,
         "onnxruntime": onnxruntime.__version__,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",

@@ -31,6 +31,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from equivrepair.provenance import source_revision  # noqa: E402
+
 # damaged-network candidates, in order of preference (declared before measuring)
 DAMAGE_PREFERENCE = [
     "ptq 3b symmetric per-tensor",
@@ -260,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         "processor": platform.processor() or platform.machine(),
         "numpy": np.__version__,
         "highspy": importlib.metadata.version("highspy"),
+        "commit": source_revision(),
         "scipy": scipy.__version__,
         "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__,

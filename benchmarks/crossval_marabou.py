@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from equivrepair.provenance import source_revision  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("EQUIVREPAIR_DATA", ROOT.parent / "shared" / "data"))
 
@@ -282,6 +284,7 @@ def main() -> None:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "highspy": importlib.metadata.version("highspy"),
+        "commit": source_revision(),
         "onnx": onnx.__version__,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
     }

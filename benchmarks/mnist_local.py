@@ -62,6 +62,7 @@ from equivrepair.data.mnist import load_mnist  # noqa: E402
 from equivrepair.nets.ir import FNN  # noqa: E402
 from equivrepair.nets.nnet_io import load_nnet  # noqa: E402
 from equivrepair.nets.onnx_io import load_onnx  # noqa: E402
+from equivrepair.provenance import source_revision  # noqa: E402
 from equivrepair.reach.api import check, evaluate  # noqa: E402
 from equivrepair.spec.sets import Box  # noqa: E402
 
@@ -217,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         "equivrepair": __version__,
         "numpy": np.__version__,
         "highspy": importlib.metadata.version("highspy"),
+        "commit": source_revision(),
         "args": vars(args),
     }
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -66,6 +66,8 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from equivrepair.provenance import source_revision  # noqa: E402
+
 ALPHAS = (2.0, 5.0, 10.0, 20.0)
 TAU = 0.25  # 0.5 let int8-qat repairs stop after 1-2 rounds (benchmarks/results/mnist_repair_tau05.md)
 ROUNDS_LINF = 4
@@ -517,6 +519,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "highspy": importlib.metadata.version("highspy"),
+        "commit": source_revision(),
         "torch": torch.__version__,
         "threads": args.threads,
         "cpus": os.cpu_count(),

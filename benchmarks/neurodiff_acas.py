@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from equivrepair import __version__  # noqa: E402
 from equivrepair.nets.nnet_io import load_nnet  # noqa: E402
+from equivrepair.provenance import source_revision  # noqa: E402
 from equivrepair.reach.api import check, evaluate  # noqa: E402
 from equivrepair.spec.sets import Box  # noqa: E402
 
@@ -250,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "highspy": importlib.metadata.version("highspy"),
+        "commit": source_revision(),
         "machine": platform.platform(),
         "cpus": os.cpu_count(),
         "loadavg_start": LOAD_START,

@@ -60,6 +60,7 @@ from equivrepair import __version__  # noqa: E402
 from equivrepair.compress import quantize  # noqa: E402
 from equivrepair.nets.ir import FNN, random_fnn  # noqa: E402
 from equivrepair.nets.onnx_io import load_onnx  # noqa: E402
+from equivrepair.provenance import source_revision  # noqa: E402
 from equivrepair.reach.api import evaluate  # noqa: E402
 from equivrepair.reach.bab import discrepancy  # noqa: E402
 from equivrepair.spec.sets import Box  # noqa: E402
@@ -174,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         "equivrepair": __version__,
         "numpy": np.__version__,
         "highspy": importlib.metadata.version("highspy"),
+        "commit": source_revision(),
         "args": vars(args),
         "engine": engine_fingerprint(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from equivrepair.merge import merge  # noqa: E402
 from equivrepair.nets.ir import FNN  # noqa: E402
+from equivrepair.provenance import source_revision  # noqa: E402
 from equivrepair.reach.bounds import differential_bounds, interval_bounds  # noqa: E402
 from equivrepair.reach.lp import method_lp  # noqa: E402
 from equivrepair.reach.milp import method_milp  # noqa: E402
@@ -222,6 +223,7 @@ def main() -> None:
             "numpy": np.__version__,
             "cvxpy": cvxpy.__version__,
             "highspy": version("highspy"),
+            "commit": source_revision(),
             "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
             "loadavg_at_end": os.getloadavg(),
         },
