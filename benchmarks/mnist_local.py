@@ -121,6 +121,7 @@ def run_instance(
     eps: float,
     decide_only: bool = False,
     use_differential: bool = False,
+    highs_options: dict | None = None,
 ) -> dict:
     row: dict = {}
     # the ε decision: the differential bound (cheap, sound), then check(), which on many free
@@ -148,9 +149,11 @@ def run_instance(
         return row
     # exact δ_max
     t0 = time.perf_counter()
-    opts = {}
+    opts: dict = {}
     if use_differential and int(np.sum(box.upper > box.lower)) <= 16:  # input-splitting BaB only
         opts["use_differential"] = True
+    if highs_options and int(np.sum(box.upper > box.lower)) > 16:  # the MILP route only
+        opts["highs_options"] = highs_options
     res = evaluate(orig, comp, box, method="exact", time_limit=timeout, **opts)
     t = time.perf_counter() - t0
     st = res.stats
@@ -160,7 +163,7 @@ def run_instance(
         lower=res.lower,
         upper=res.upper,
         time=t,
-        engine=st.get("method") + ("+diff" if opts else ""),
+        engine=st.get("method") + ("+diff" if opts.get("use_differential") else ""),
         free_inputs=int(box.dim - st.get("folded_fixed_inputs", 0)),
         binaries=st.get("binaries"),
         milps=st.get("milps"),
@@ -189,8 +192,21 @@ def main(argv: list[str] | None = None) -> int:
         help="input-splitting BaB (<= 16 free inputs) intersects its bounds with the differential ones"
         " (maximize(use_differential=True); off by default in the engine)",
     )
+    ap.add_argument(
+        "--highs-option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a HiGHS option for the MILPs of the exact runs (repeatable), e.g. mip_pscost_minreliable=0",
+    )
     ap.add_argument("--report", nargs="*", help="only rebuild the table/PNG from these JSON files")
     args = ap.parse_args(argv)
+    highs = {}
+    for item in args.highs_option:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            ap.error(f"--highs-option wants NAME=VALUE, got {item!r}")
+        highs[name] = value
     out = Path(args.out)
     if args.report:
         rows = []
@@ -236,7 +252,9 @@ def main(argv: list[str] | None = None) -> int:
                 if kind == "k":
                     row["pixels"] = pix[val][i].tolist()
                 row.update(
-                    run_instance(orig, comp, box, args.timeout, args.epsilon, args.decide_only, args.use_differential)
+                    run_instance(
+                        orig, comp, box, args.timeout, args.epsilon, args.decide_only, args.use_differential, highs
+                    )
                 )
                 rows.append(row)
                 dm, lo, up = (f"{row[k]:.5g}" if row[k] is not None else "-" for k in ("delta_max", "lower", "upper"))

@@ -183,3 +183,42 @@ def test_highs_milp_runs_after_another_library_sized_the_thread_scheduler() -> N
     full = method_milp(orig, comp, box, time_limit=60)
     assert fast.status == full.status == "exact"
     assert abs(fast.delta_max - full.delta_max) <= 1e-5 * (1 + full.delta_max)
+
+
+def test_highs_options_are_typed_applied_and_checked() -> None:
+    from equivrepair.reach.lp import new_highs, set_highs_options
+
+    h = new_highs()
+    set_highs_options(h, {"mip_pscost_minreliable": "0", "mip_detect_symmetry": "off", "mip_rel_gap": "1e-6"})
+    assert h.getOptionValue("mip_pscost_minreliable")[1] == 0
+    assert h.getOptionValue("mip_detect_symmetry")[1] is False
+    assert h.getOptionValue("mip_rel_gap")[1] == 1e-6
+    set_highs_options(h, {"presolve": "off", "mip_detect_symmetry": True})
+    assert h.getOptionValue("presolve")[1] == "off" and h.getOptionValue("mip_detect_symmetry")[1] is True
+    with pytest.raises(ValueError, match="mip_pscost_minreliablee"):
+        set_highs_options(h, {"mip_pscost_minreliablee": 0})
+    with pytest.raises(ValueError, match="mip_pscost_minreliable.*not a valid int"):
+        set_highs_options(h, {"mip_pscost_minreliable": "eight"})
+    with pytest.raises(ValueError, match="mip_detect_symmetry"):
+        set_highs_options(h, {"mip_detect_symmetry": "maybe"})
+    with pytest.raises(ValueError, match="threads"):
+        set_highs_options(h, {"threads": 2})
+
+
+def test_exact_with_highs_options_gives_the_same_delta_and_rejects_bad_options() -> None:
+    from equivrepair.nets.ir import FNN, random_fnn
+
+    n = HIGH_DIM + 14
+    orig = random_fnn([n, 12, 10, 3], seed=4)
+    comp = FNN.from_arrays([np.round(layer.W * 64) / 64 for layer in orig.layers], [layer.b for layer in orig.layers])
+    c = np.random.default_rng(0).uniform(-1, 1, n)
+    box = Box(c - 0.05, c + 0.05)
+    base = evaluate(orig, comp, box, method="exact", time_limit=60)
+    opts = {"mip_pscost_minreliable": 0, "presolve": "off"}
+    tuned = evaluate(orig, comp, box, method="exact", time_limit=60, highs_options=opts)
+    assert base.status == tuned.status == "exact"
+    assert abs(base.delta_max - tuned.delta_max) <= max(1e-6, 1e-4 * base.delta_max) + 1e-6
+    with pytest.raises(ValueError, match="no_such_option"):
+        evaluate(orig, comp, box, method="exact", time_limit=60, highs_options={"no_such_option": 1})
+    with pytest.raises(ValueError, match="backend='highs'"):
+        method_milp(orig, comp, box, time_limit=60, highs_options=opts)

@@ -295,6 +295,45 @@ def new_highs() -> Any:
     return h
 
 
+_TRUE = ("true", "on", "1", "yes")
+_FALSE = ("false", "off", "0", "no")
+
+
+def set_highs_options(h: Any, options: dict[str, Any] | None) -> None:
+    """Apply user HiGHS options (name -> value; strings from a command line are converted to the
+    option's type). Unknown names and values HiGHS refuses raise ``ValueError`` naming them;
+    ``threads`` is refused: every HiGHS instance of the process must run on one thread (see
+    :func:`new_highs`)."""
+    import highspy
+
+    T = highspy.HighsOptionType
+    for key, val in (options or {}).items():
+        if key == "threads":
+            raise ValueError("HiGHS option 'threads' cannot be set: every solver of the process runs on one thread")
+        status, kind = h.getOptionType(key)
+        if status != highspy.HighsStatus.kOk:
+            raise ValueError(f"unknown HiGHS option {key!r}")
+        try:
+            if kind == T.kBool:
+                if isinstance(val, str):
+                    if val.lower() not in _TRUE + _FALSE:
+                        raise ValueError(val)
+                    val = val.lower() in _TRUE
+                v: Any = bool(val)
+            elif kind == T.kInt:
+                v = int(val) if not isinstance(val, float) or float(val).is_integer() else None
+                if v is None:
+                    raise ValueError(val)
+            elif kind == T.kDouble:
+                v = float(val)
+            else:
+                v = str(val)
+        except (TypeError, ValueError):
+            raise ValueError(f"HiGHS option {key!r}: {val!r} is not a valid {kind.name[1:].lower()}") from None
+        if h.setOptionValue(key, v) != highspy.HighsStatus.kOk:
+            raise ValueError(f"HiGHS option {key!r}: HiGHS refused the value {val!r}")
+
+
 def run_highs(h: Any) -> Any:
     """``h.run()``; when the run failed before solving (scheduler sized by someone else), reset
     HiGHS's global scheduler and run once more. Returns the HiGHS status of the last run."""

@@ -30,7 +30,7 @@ from ..nets.ir import FNN
 from ..spec.sets import Box
 from .bounds import best_witness, default_candidates, merged_pre_bounds
 from .compact import build_compact
-from .lp import LPModel, build_relaxation, highs_model, lp_bounds_merged, run_highs
+from .lp import LPModel, build_relaxation, highs_model, lp_bounds_merged, run_highs, set_highs_options
 from .result import Discrepancy
 
 
@@ -157,7 +157,9 @@ class _HighsMILP:
     binaries, hundreds of box-bounded inputs) they cost more than the branching they save.
     """
 
-    def __init__(self, model: LPModel, tol: float, gap: float | None = None) -> None:
+    def __init__(
+        self, model: LPModel, tol: float, gap: float | None = None, options: dict[str, Any] | None = None
+    ) -> None:
         import highspy
 
         self.hp = highspy
@@ -179,6 +181,7 @@ class _HighsMILP:
             "mip_heuristic_run_feasibility_jump",
         ):
             h.setOptionValue(key, False)
+        set_highs_options(h, options)  # the user's options, after (and over) these defaults
         self.h = h
         self.idx = np.arange(model.n_cols, dtype=np.int32)
         self.stop: tuple[float, float] | None = None
@@ -260,6 +263,7 @@ def method_milp(
     atol: float | None = None,
     rtol: float | None = None,
     epsilon: float | None = None,
+    highs_options: dict[str, Any] | None = None,
 ) -> Discrepancy:
     """δ̃ = max_x |Φ1(x) − Φ2(x)|∞ over ``box`` by big-M MILP (see the module docstring).
 
@@ -272,6 +276,9 @@ def method_milp(
     once its bound is within ``max(atol, rtol·best)`` of the best witness, the resolution the
     ``exact`` method promises, instead of the solver's own tolerance.
 
+    ``highs_options`` (highspy backend): HiGHS options for every MILP, e.g.
+    ``{"mip_pscost_minreliable": 0}``, applied over the defaults of :class:`_HighsMILP`.
+
     ``mode="decide"`` (with ``epsilon``) only settles whether |Φ1 − Φ2|∞ < ε: objectives whose
     LP bound is below ε are skipped, every MILP stops once its bound is below ε or an incumbent
     reaches ε (highspy backend), and the run stops at the first witness >= ε. The result is
@@ -281,6 +288,12 @@ def method_milp(
         raise ValueError(f"backend must be 'cvxpy' or 'highs', not {backend!r}")
     if mode not in ("all", "max", "decide"):
         raise ValueError(f"mode must be 'all', 'max' or 'decide', not {mode!r}")
+    if highs_options and backend != "highs":
+        raise ValueError("highs_options needs backend='highs' (cvxpy's HiGHS interface takes its own options)")
+    if highs_options:
+        from .lp import new_highs
+
+        set_highs_options(new_highs(), highs_options)  # a misspelt option fails now, not after the LPs
     if mode == "decide" and (epsilon is None or not epsilon > 0):
         raise ValueError(f"mode 'decide' needs a positive epsilon, got {epsilon!r}")
     t0 = time.perf_counter()
@@ -317,7 +330,7 @@ def method_milp(
 
     def make_solver(mdl: LPModel) -> Any:
         if backend == "highs":
-            return _HighsMILP(mdl, tol, 0.5 * slack() if slack() > 0 else None)
+            return _HighsMILP(mdl, tol, 0.5 * slack() if slack() > 0 else None, highs_options)
         return _CvxpyMILP(mdl, tol)
 
     level = 0
