@@ -70,6 +70,9 @@ def machine() -> dict:
 
     for pkg in ("equivrepair", "numpy", "dask", "distributed", "highspy"):
         info[pkg] = version(pkg)
+    from equivrepair.provenance import source_revision
+
+    info["commit"] = source_revision()
     return info
 
 
