@@ -63,7 +63,7 @@ from equivrepair.nets.ir import FNN  # noqa: E402
 from equivrepair.nets.nnet_io import load_nnet  # noqa: E402
 from equivrepair.nets.onnx_io import load_onnx  # noqa: E402
 from equivrepair.provenance import source_revision  # noqa: E402
-from equivrepair.reach.api import check, evaluate  # noqa: E402
+from equivrepair.reach.api import HIGH_DIM, check, evaluate  # noqa: E402
 from equivrepair.spec.sets import Box  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -150,9 +150,10 @@ def run_instance(
     # exact δ_max
     t0 = time.perf_counter()
     opts: dict = {}
-    if use_differential and int(np.sum(box.upper > box.lower)) <= 16:  # input-splitting BaB only
+    free = int(np.sum(box.upper > box.lower))
+    if use_differential and free <= HIGH_DIM:  # input-splitting BaB only
         opts["use_differential"] = True
-    if highs_options and int(np.sum(box.upper > box.lower)) > 16:  # the MILP route only
+    if highs_options and free > HIGH_DIM:  # the MILP route only
         opts["highs_options"] = highs_options
     res = evaluate(orig, comp, box, method="exact", time_limit=timeout, **opts)
     t = time.perf_counter() - t0

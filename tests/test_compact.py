@@ -222,3 +222,15 @@ def test_exact_with_highs_options_gives_the_same_delta_and_rejects_bad_options()
         evaluate(orig, comp, box, method="exact", time_limit=60, highs_options={"no_such_option": 1})
     with pytest.raises(ValueError, match="backend='highs'"):
         method_milp(orig, comp, box, time_limit=60, highs_options=opts)
+
+
+def test_highs_options_on_the_input_splitting_route_raise_naming_why() -> None:
+    from equivrepair.nets.ir import random_fnn
+    from equivrepair.reach.api import check
+
+    orig, comp = random_fnn([3, 8, 2], seed=1), random_fnn([3, 8, 2], seed=2)
+    box = Box(-np.ones(3), np.ones(3))
+    with pytest.raises(ValueError, match="highs_options applies to the MILP route.*3 free inputs"):
+        evaluate(orig, comp, box, method="exact", highs_options={"presolve": "off"})
+    with pytest.raises(ValueError, match="highs_options applies to the MILP route"):
+        check(orig, comp, box, 0.1, highs_options={"presolve": "off"})

@@ -70,6 +70,16 @@ def unfold_inputs(x: np.ndarray | None, box: Box, free: np.ndarray) -> np.ndarra
     return full
 
 
+def _bab_only(options: dict[str, Any], box: Box) -> None:
+    """Refuse MILP-only options on the input-splitting route, naming why (not a TypeError deep down)."""
+    if "highs_options" in options:
+        raise ValueError(
+            f"highs_options applies to the MILP route (more than {HIGH_DIM} free inputs, a constrained set, "
+            f"or method='milp' with backend='highs'); this set has {box.dim} free inputs and runs the "
+            "input-splitting branch and bound"
+        )
+
+
 def _validate(orig: FNN, comp: FNN, input_set: Box, outputs: list[int] | None) -> list[int]:
     if orig.n_inputs != comp.n_inputs:
         raise InputSetError(f"networks differ in input size: {orig.n_inputs} vs {comp.n_inputs}")
@@ -212,6 +222,7 @@ def evaluate(
             res = _run_method("milp", orig, comp, input_set, time_limit, outputs, **options)
             res.message = (res.message + " " if res.message else "") + "exact on a constrained set runs the MILP"
             return res
+        _bab_only(options, input_set)
         if delta_only:
             options["mode"] = "max"
         common = dict(outputs=outputs, atol=atol, rtol=rtol, time_limit=time_limit, progress=progress, **options)
@@ -455,6 +466,7 @@ def check(
             method, orig, comp, input_set, epsilon, time_limit=time_limit, outputs=outputs, **options
         )
     if method == "exact" and not input_set.has_constraints and input_set.dim <= HIGH_DIM:
+        _bab_only(options, input_set)
         r = maximize(
             o_run,
             c_run,

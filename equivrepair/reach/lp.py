@@ -295,8 +295,24 @@ def new_highs() -> Any:
     return h
 
 
-_TRUE = ("true", "on", "1", "yes")
-_FALSE = ("false", "off", "0", "no")
+_BOOL_WORDS = {"true": True, "on": True, "yes": True, "1": True, "false": False, "off": False, "no": False, "0": False}
+
+
+def _highs_value(kind: Any, val: Any) -> Any:
+    """``val`` as a value of the HiGHS option type ``kind`` (strings from a command line parsed)."""
+    import highspy
+
+    T = highspy.HighsOptionType
+    if kind == T.kBool:
+        return _BOOL_WORDS[val.lower()] if isinstance(val, str) else bool(val)
+    if kind == T.kInt:
+        v = float(val) if isinstance(val, float) else int(val)
+        if v != int(v):
+            raise ValueError(val)
+        return int(v)
+    if kind == T.kDouble:
+        return float(val)
+    return str(val)
 
 
 def set_highs_options(h: Any, options: dict[str, Any] | None) -> None:
@@ -306,7 +322,6 @@ def set_highs_options(h: Any, options: dict[str, Any] | None) -> None:
     :func:`new_highs`)."""
     import highspy
 
-    T = highspy.HighsOptionType
     for key, val in (options or {}).items():
         if key == "threads":
             raise ValueError("HiGHS option 'threads' cannot be set: every solver of the process runs on one thread")
@@ -314,21 +329,8 @@ def set_highs_options(h: Any, options: dict[str, Any] | None) -> None:
         if status != highspy.HighsStatus.kOk:
             raise ValueError(f"unknown HiGHS option {key!r}")
         try:
-            if kind == T.kBool:
-                if isinstance(val, str):
-                    if val.lower() not in _TRUE + _FALSE:
-                        raise ValueError(val)
-                    val = val.lower() in _TRUE
-                v: Any = bool(val)
-            elif kind == T.kInt:
-                v = int(val) if not isinstance(val, float) or float(val).is_integer() else None
-                if v is None:
-                    raise ValueError(val)
-            elif kind == T.kDouble:
-                v = float(val)
-            else:
-                v = str(val)
-        except (TypeError, ValueError):
+            v = _highs_value(kind, val)
+        except (KeyError, TypeError, ValueError):
             raise ValueError(f"HiGHS option {key!r}: {val!r} is not a valid {kind.name[1:].lower()}") from None
         if h.setOptionValue(key, v) != highspy.HighsStatus.kOk:
             raise ValueError(f"HiGHS option {key!r}: HiGHS refused the value {val!r}")
