@@ -313,7 +313,9 @@ def test_small_batches_keep_parent_bounds_aligned_with_their_boxes(seed, differe
     box = Box(-np.ones(3), np.ones(3))
     # differential: the objectives are bounded by differential back-substitution, whose hidden
     # bounds (z1, z2, Δz) are carried instead of the merged network's
-    opts = dict(mode="max", leaf_unstable=0, use_differential=differential, diff_backsub=differential or None)
+    opts = dict(
+        mode="max", leaf_unstable=0, leaf_milp=0, use_differential=differential, diff_backsub=differential or None
+    )
     r = maximize(orig, comp, box.lower, box.upper, batch=2, **opts)
     assert r.finished and r.stats["max_frontier"] > 8
     ref = maximize(orig, comp, box.lower, box.upper, batch=100_000, **opts)

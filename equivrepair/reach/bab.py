@@ -26,6 +26,7 @@ import numpy as np
 from ..merge import drop_identity_layers, merge, normalise
 from ..nets.ir import FNN
 from .bounds import _interval_affine
+from .milp_leaf import milp_leaf
 from .symbolic import crown_bounds, symbolic_bounds, tighten_unstable
 
 DEFAULT_ATOL = 1e-6
@@ -36,6 +37,8 @@ FP_SLACK = 1e-9  # relative inflation of every float64 bound (round-off in the b
 ASCENT_DIMS = 16  # region ascent for witnesses (one LP over the inputs per region) up to this many inputs
 ASCENT_SHARE = 0.05  # ... taking at most this share of the time so far (plus ASCENT_GRACE seconds)
 ASCENT_GRACE = 0.02
+LEAF_MILP = 24  # boxes with at most this many unstable ReLUs are solved by the compact MILP ...
+LEAF_GRACE = 0.25  # ... within leaf_share of the time so far plus this many seconds
 
 
 @dataclass
@@ -437,6 +440,16 @@ def _merged_hidden(source, merged: FNN) -> list[tuple[np.ndarray, np.ndarray]] |
     return pre
 
 
+def _delta_hidden(source) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """The bounds on z1 − z2 of the last bound call's boxes, (N, w) per hidden layer, where the
+    bounder kept them (the differential one), else None."""
+    pre = getattr(source, "pre", None)
+    if pre is None or not isinstance(source, _DiffBounder):
+        return None
+    nh = len(pre) // 3
+    return pre[2 * nh :]
+
+
 def bisect(lo: np.ndarray, hi: np.ndarray, dim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Bisect each box i along dim[i]; children are [first halves, second halves]."""
     take = len(lo)
@@ -497,6 +510,9 @@ def maximize(
     diff_backsub: bool | None = None,
     strong_branching_dims: int = 0,
     leaf_unstable: int = 4,
+    leaf_milp: int | None = None,
+    leaf_time: float = 1.0,
+    leaf_share: float = 0.75,
     bound: str = "crown-full",
     progress: Callable[[dict], None] | None = None,
     seed_points: np.ndarray | None = None,
@@ -513,6 +529,10 @@ def maximize(
     (None) in ``decide`` mode when it is at least as tight as the merged bound at the root, in the
     other modes when it is at most half of it. ``False`` also keeps to the bounds a certificate
     checker re-proves with LPs (its large leaves are beyond the checker's LPs).
+    ``leaf_unstable``/``leaf_milp``: a child box with at most that many unstable ReLUs (of Φ1 and
+    Φ2) is solved exactly, by star enumeration / by the compact MILP (:mod:`.milp_leaf`; default
+    ``LEAF_MILP`` except in ``decide`` mode, 0 = off; never with ``record_leaves``), the MILPs
+    taking at most ``leaf_share`` of the time so far and ``leaf_time`` seconds a box.
     """
     t0 = time.perf_counter()
     if mode == "decide":
@@ -527,6 +547,12 @@ def maximize(
     K = len(objectives)
     signs = np.array([s for s, _ in objectives], dtype=np.float64)
     outs = np.array([j for _, j in objectives])
+    if leaf_milp is None:
+        # MILP leaves resolve δ_max (a threshold just above the best witness) several times faster;
+        # a decision against a looser ε closes its boxes by bounds (measured slower with them)
+        leaf_milp = 0 if mode == "decide" else LEAF_MILP
+    if record_leaves:
+        leaf_milp = 0  # a certificate checker re-proves each leaf with LPs, not MILPs
     bounder = _Bounder(orig, comp, use_differential in (True, "auto"), bound)
     # same architecture: bound the objectives by differential back-substitution (_DiffBounder)
     diff = None
@@ -593,6 +619,7 @@ def maximize(
     if seed_points is not None:  # witnesses found elsewhere (other workers); re-evaluated here
         update_witness(np.atleast_2d(np.asarray(seed_points, dtype=np.float64)))
     ascent_time = 0.0
+    milp_time = 0.0  # spent in MILP leaves
     ascended = np.full(K, -np.inf)  # per objective, the witness value region ascent last started from
 
     def ascend() -> None:
@@ -691,18 +718,48 @@ def maximize(
         # children inherit closed objectives from their parent; bounds can only improve
         parent_ub = np.concatenate([s_ub, s_ub])
         c_ub = np.minimum(c_ub, parent_ub)
-        # children with few unstable ReLUs are solved exactly by star enumeration and closed
-        if leaf_unstable > 0:
-            few = np.flatnonzero((bounder.unstable <= leaf_unstable) & (bounder.unstable > 0))
+        # children with few unstable ReLUs are solved exactly by star enumeration (at most
+        # leaf_unstable) or by the compact MILP (at most leaf_milp, fewest first, within
+        # leaf_share of the time so far) and closed
+        top = max(leaf_unstable, leaf_milp)
+        if top > 0:
+            unst = np.asarray(bounder.unstable)
+            few = np.flatnonzero((unst <= top) & (unst > 0))
             few = few[np.max(c_ub[few] - thresh[None, :], axis=1) > 0] if few.size else few
+            few = few[np.argsort(unst[few], kind="stable")]
             # the children's hidden bounds, assembled once for all leaves (strong branching bounds
             # many candidate splits per call: its bounds are not the children's)
             leaf_pre = _merged_hidden(source, merged) if few.size and n > strong_branching_dims else None
-            for i in few[:64]:
+            leaf_dz = _delta_hidden(source) if few.size and n > strong_branching_dims else None
+            n_star = 0
+            for i in few:
+                now = time.perf_counter()
+                if time_limit is not None and now - t0 > time_limit:
+                    break
                 pre_i = None if leaf_pre is None else [(a[i], b[i]) for a, b in leaf_pre]
-                vals, xs, nlp = exact_leaf(merged, c_lo[i], c_hi[i], objectives, pre_i, c_ub[i] > thresh)
-                stats["leaf_lps"] = stats.get("leaf_lps", 0) + nlp
-                stats["exact_leaves"] = stats.get("exact_leaves", 0) + 1
+                if unst[i] <= leaf_unstable:
+                    if n_star >= 64:
+                        continue
+                    n_star += 1
+                    vals, xs, nlp = exact_leaf(merged, c_lo[i], c_hi[i], objectives, pre_i, c_ub[i] > thresh)
+                    stats["leaf_lps"] = stats.get("leaf_lps", 0) + nlp
+                    stats["exact_leaves"] = stats.get("exact_leaves", 0) + 1
+                else:
+                    budget = leaf_share * (now - t0) + LEAF_GRACE - milp_time
+                    if budget <= 0:
+                        break
+                    dz_i = None if leaf_dz is None else [(a[i], b[i]) for a, b in leaf_dz]
+                    gap = 0.5 * max(atol, rtol * max(float(np.max(best_val)), 0.0))
+                    lr = milp_leaf(
+                        bounder.orig_n, bounder.comp_n, merged, c_lo[i], c_hi[i], objectives, c_ub[i], thresh,
+                        pre_i, dz_i, min(leaf_time, budget), gap, stop_above,
+                    )  # fmt: skip
+                    vals, xs = lr.upper, lr.points
+                    milp_time += time.perf_counter() - now
+                    stats["milp_leaves"] = stats.get("milp_leaves", 0) + 1
+                    stats["leaf_milps"] = stats.get("leaf_milps", 0) + lr.milps
+                    stats["leaf_nodes"] = stats.get("leaf_nodes", 0) + lr.nodes
+                    stats["milp_leaf_time"] = milp_time
                 update_witness(xs)
                 c_ub[i] = np.where(np.isneginf(c_ub[i]), -np.inf, np.minimum(c_ub[i], vals))
         # evaluate the candidate vertex of each child's most promising objective (plus centres)

@@ -64,6 +64,7 @@ def maximize_parallel(
         "branches": int(first.stats["branches"] + sum(r.stats.get("branches", 0) for r in results)),
         "boxes_bounded": int(first.stats["boxes_bounded"] + sum(r.stats.get("boxes_bounded", 0) for r in results)),
         "exact_leaves": int(sum(r.stats.get("exact_leaves", 0) for r in [first, *results])),
+        "milp_leaves": int(sum(r.stats.get("milp_leaves", 0) for r in [first, *results])),
         "workers": workers,
         "serial_branches": int(first.stats["branches"]),
         "time": time.perf_counter() - t0,

@@ -1,0 +1,184 @@
+"""MILP leaves (reach/milp_leaf.py) of the input-splitting branch and bound.
+
+Ground truth: star enumeration (exact_leaf: one LP per linear region, an independent exact
+method), uniform sampling, and the branch and bound without MILP leaves. No number is copied
+into a test.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import equivrepair.reach.milp as milp_mod
+from equivrepair.merge import merge, normalise
+from equivrepair.nets.ir import FNN, random_fnn
+from equivrepair.reach.bab import discrepancy, exact_leaf, make_objectives, maximize
+from equivrepair.reach.milp_leaf import LEAF_TOL, milp_leaf
+from equivrepair.spec.sets import Box
+from tests.test_engine import perturbed
+
+STAR_SLACK = 1e-8  # exact_leaf adds 10·LP_TOL·(1 + |v|)
+
+
+def _case(seed: int, n: int = 3, width: int = 10, radius: float = 0.1):
+    orig = random_fnn([n, width, width, 2], seed)
+    comp = perturbed(orig, 0.03, seed + 50)
+    on, cn = normalise(orig), normalise(comp)
+    c = np.random.default_rng(seed).uniform(-0.3, 0.3, n)
+    return orig, comp, on, cn, merge(on, cn), c - radius, c + radius
+
+
+def _unstable(on: FNN, cn: FNN, lo: np.ndarray, hi: np.ndarray) -> int:
+    from equivrepair.reach.bounds import merged_pre_bounds
+
+    _, pre, _ = merged_pre_bounds(on, cn, lo, hi)
+    return sum(int(((a < 0) & (b > 0)).sum()) for a, b in pre[:-1])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 4, 5, 7])  # 10-26 unstable ReLUs, each under a second
+def test_milp_leaf_agrees_with_star_enumeration(seed):
+    """Every objective's MILP bound equals the star-enumeration maximum to the two methods'
+    tolerances, lies above every sampled value and above the value at the MILP's own point."""
+    orig, comp, on, cn, merged, lo, hi = _case(seed)
+    assert _unstable(on, cn, lo, hi) >= 5  # a box the MILP has to branch on, not a linear one
+    objs = make_objectives([0, 1])
+    star, _, _ = exact_leaf(merged, lo, hi, objs)
+    lr = milp_leaf(on, cn, merged, lo, hi, objs, np.full(4, np.inf), np.full(4, -np.inf), time_limit=30)
+    assert lr.settled == 4 and lr.milps == 4
+    true = star - STAR_SLACK * (1 + np.abs(star))  # the LPs' own optimum
+    np.testing.assert_allclose(lr.upper, true, rtol=0, atol=1e-7 * (1 + np.abs(true).max()))
+    assert np.all(lr.upper >= true - 1e-9 * (1 + np.abs(true)))
+    x = Box(lo, hi).sample(20_000, seed=seed)
+    d = discrepancy(orig, comp, x)
+    for k, (s, j) in enumerate(objs):
+        assert np.max(s * d[:, j]) <= lr.upper[k] + 1e-12
+        v = s * discrepancy(orig, comp, lr.points[k][None])[0, j]
+        assert v <= lr.upper[k] + 1e-9 and v >= lr.upper[k] - 1e-6 * (1 + abs(v))
+
+
+def test_milp_leaf_resolves_float16_differences_on_acas_xu(data):
+    """ACAS Xu 1_2 against its float16 copy (NeuroDiff's pair), boxes with 8-40 unstable ReLUs:
+    discrepancies of ~1e-5 next to activations of 10-100, which a MILP at the default 1e-7
+    tolerances cannot resolve; at LEAF_TOL the MILP bound matches star enumeration to 1e-10."""
+    from equivrepair.nets.nnet_io import load_nnet
+    from equivrepair.spec.vnnlib import read_vnnlib
+
+    nd = data / "neurodiff"
+    kw = dict(input_normalization=False, normalize_output=False)
+    orig = load_nnet(nd / "original" / "ACASXU_run2a_1_2_batch_2000.nnet", **kw)
+    comp = load_nnet(nd / "compressed16" / "ACASXU_run2a_1_2_batch_2000_16bit.nnet", **kw)
+    on, cn = normalise(orig), normalise(comp)
+    merged = merge(on, cn)
+    full = read_vnnlib(data / "acasxu" / "prop_1.vnnlib").input_box()
+    objs = make_objectives([0, 3])
+    for r in (0.002, 0.01, 0.02):
+        lo, hi = full.center - r * full.radius, full.center + r * full.radius
+        n_un = _unstable(on, cn, lo, hi)
+        assert 8 <= n_un <= 40
+        star, _, _ = exact_leaf(merged, lo, hi, objs)
+        true = star - STAR_SLACK * (1 + np.abs(star))
+        lr = milp_leaf(on, cn, merged, lo, hi, objs, np.full(4, np.inf), np.full(4, -np.inf), time_limit=20)
+        assert lr.settled == 4
+        assert np.max(np.abs(true)) < 1e-4  # the scale that needs the tight tolerance
+        np.testing.assert_allclose(lr.upper, true, rtol=0, atol=1e-10 + 2 * LEAF_TOL)
+        assert np.all(lr.upper >= true - 1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_threshold_stops_early_and_soundly(seed):
+    """Above the true maximum the MILP may stop early, with a bound between the truth and the
+    threshold (the box closes); below it, the bound is the truth. Never below the truth."""
+    orig, comp, on, cn, merged, lo, hi = _case(seed)
+    objs = make_objectives([0])
+    star, _, _ = exact_leaf(merged, lo, hi, objs)
+    true = star - STAR_SLACK * (1 + np.abs(star))
+    above = true + 0.3 * np.abs(true) + 0.05
+    lr = milp_leaf(on, cn, merged, lo, hi, objs, np.full(2, np.inf), above, time_limit=30)
+    assert np.all(lr.upper < above) and np.all(lr.upper >= true - 1e-9)
+    below = true - 0.3 * np.abs(true) - 0.05
+    lr = milp_leaf(on, cn, merged, lo, hi, objs, np.full(2, np.inf), below, time_limit=30)
+    assert lr.settled == 2
+    np.testing.assert_allclose(lr.upper, true, atol=1e-7 * (1 + np.abs(true).max()))
+
+
+def test_stop_above_returns_a_counterexample_point():
+    """With stop_above under the maximum the leaf stops at a point that reaches it (checked on
+    the original networks) and skips the objectives after it."""
+    orig, comp, on, cn, merged, lo, hi = _case(1)
+    objs = make_objectives([0, 1])
+    star, _, _ = exact_leaf(merged, lo, hi, objs)
+    k = int(np.argmax(star))
+    target = 0.5 * float(star[k])
+    assert target > 0
+    upper = np.full(4, -np.inf)
+    upper[k] = np.inf  # only objective k open
+    lr = milp_leaf(on, cn, merged, lo, hi, objs, upper, np.full(4, -np.inf), stop_above=target)
+    s, j = objs[k]
+    assert s * discrepancy(orig, comp, lr.points[k][None])[0, j] >= target - 1e-12
+    assert lr.milps == 1
+
+
+def test_solver_failure_teaches_nothing(monkeypatch):
+    """An 'infeasible' (the box is never empty: presolve numerics) or an error leaves every bound
+    at +inf, so the caller keeps its own bound and splits the box."""
+    orig, comp, on, cn, merged, lo, hi = _case(2)
+
+    def fail(self, cost, time_limit, stop=None):
+        return {"status": "infeasible", "value": np.nan, "bound": 5.0, "gap": np.nan, "x": None, "nodes": 0}
+
+    monkeypatch.setattr(milp_mod._HighsMILP, "solve", fail)
+    lr = milp_leaf(on, cn, merged, lo, hi, make_objectives([0]), np.full(2, np.inf), np.full(2, -np.inf))
+    assert np.all(np.isposinf(lr.upper)) and lr.settled == 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_branch_and_bound_with_milp_leaves_matches_without(seed):
+    """δ_max with MILP leaves (the default) equals δ_max with star leaves only, to the engine's
+    tolerance, stays above 50k samples, and MILP leaves were really used."""
+    orig, comp, on, cn, merged, lo, hi = _case(seed, n=3, width=14, radius=1.0)
+    kw = dict(mode="max", time_limit=120)
+    a = maximize(orig, comp, lo, hi, **kw)
+    b = maximize(orig, comp, lo, hi, leaf_milp=0, **kw)
+    assert a.finished and b.finished
+    assert a.stats.get("milp_leaves", 0) > 0 and "milp_leaves" not in b.stats
+    ua, ub = float(np.max(a.upper)), float(np.max(b.upper))
+    assert abs(ua - ub) <= 2 * (1e-6 + 1e-4 * max(ua, ub))
+    x = Box(lo, hi).sample(50_000, seed=seed)
+    smax = float(np.max(np.abs(discrepancy(orig, comp, x))))
+    assert float(np.max(a.lower)) <= ua + 1e-12 and smax <= ua + 1e-9
+
+
+def test_acas_xu_8bit_sub_box_agrees_with_and_without_milp_leaves(data):
+    """ACAS Xu 1_1 against its 8-bit copy on a tenth of the property-1 box: same δ_max both ways."""
+    import sys
+
+    from equivrepair.nets.onnx_io import load_onnx
+    from equivrepair.spec.vnnlib import read_vnnlib
+    from tests.conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from acasxu_exact import round8
+
+    orig = load_onnx(data / "acasxu" / "ACASXU_run2a_1_1_batch_2000.onnx")
+    comp = round8(orig)
+    full = read_vnnlib(data / "acasxu" / "prop_1.vnnlib").input_box()
+    lo, hi = full.center - 0.1 * full.radius, full.center + 0.1 * full.radius
+    a = maximize(orig, comp, lo, hi, mode="max", time_limit=60)
+    b = maximize(orig, comp, lo, hi, mode="max", leaf_milp=0, time_limit=60)
+    assert a.finished and b.finished and a.stats.get("milp_leaves", 0) > 0
+    ua, ub = float(np.max(a.upper)), float(np.max(b.upper))
+    assert abs(ua - ub) <= 2 * (1e-6 + 1e-4 * ub)
+
+
+def test_no_milp_leaves_in_decide_mode_or_with_recorded_leaves():
+    """Certificates re-prove each leaf with LPs, so recording leaves turns MILP leaves off; a
+    decision against ε uses them only when asked."""
+    orig, comp, on, cn, merged, lo, hi = _case(0, width=14, radius=1.0)
+    r = maximize(orig, comp, lo, hi, mode="max", record_leaves=True, time_limit=60)
+    assert r.finished and "milp_leaves" not in r.stats
+    top = float(np.max(maximize(orig, comp, lo, hi, mode="max", time_limit=60).upper))
+    r = maximize(orig, comp, lo, hi, mode="decide", epsilon=1.001 * top, time_limit=60)
+    assert "milp_leaves" not in r.stats
+    r = maximize(orig, comp, lo, hi, mode="decide", epsilon=1.001 * top, leaf_milp=24, time_limit=60)
+    assert r.stats.get("milp_leaves", 0) > 0 and float(np.max(r.upper)) < 1.001 * top
