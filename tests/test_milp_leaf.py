@@ -134,11 +134,11 @@ def test_solver_failure_teaches_nothing(monkeypatch):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_branch_and_bound_with_milp_leaves_matches_without(seed):
-    """δ_max with MILP leaves (the default) equals δ_max with star leaves only, to the engine's
-    tolerance, stays above 50k samples, and MILP leaves were really used."""
+    """δ_max with MILP leaves (every candidate, so that they are really used) equals δ_max with
+    star leaves only, to the engine's tolerance, and stays above 50k samples."""
     orig, comp, on, cn, merged, lo, hi = _case(seed, n=3, width=14, radius=1.0)
     kw = dict(mode="max", time_limit=120)
-    a = maximize(orig, comp, lo, hi, **kw)
+    a = maximize(orig, comp, lo, hi, leaf_policy="always", **kw)
     b = maximize(orig, comp, lo, hi, leaf_milp=0, **kw)
     assert a.finished and b.finished
     assert a.stats.get("milp_leaves", 0) > 0 and "milp_leaves" not in b.stats
@@ -164,7 +164,7 @@ def test_acas_xu_8bit_sub_box_agrees_with_and_without_milp_leaves(data):
     comp = round8(orig)
     full = read_vnnlib(data / "acasxu" / "prop_1.vnnlib").input_box()
     lo, hi = full.center - 0.1 * full.radius, full.center + 0.1 * full.radius
-    a = maximize(orig, comp, lo, hi, mode="max", time_limit=60)
+    a = maximize(orig, comp, lo, hi, mode="max", leaf_policy="always", time_limit=60)
     b = maximize(orig, comp, lo, hi, mode="max", leaf_milp=0, time_limit=60)
     assert a.finished and b.finished and a.stats.get("milp_leaves", 0) > 0
     ua, ub = float(np.max(a.upper)), float(np.max(b.upper))
@@ -175,10 +175,47 @@ def test_no_milp_leaves_in_decide_mode_or_with_recorded_leaves():
     """Certificates re-prove each leaf with LPs, so recording leaves turns MILP leaves off; a
     decision against ε uses them only when asked."""
     orig, comp, on, cn, merged, lo, hi = _case(0, width=14, radius=1.0)
-    r = maximize(orig, comp, lo, hi, mode="max", record_leaves=True, time_limit=60)
+    r = maximize(orig, comp, lo, hi, mode="max", record_leaves=True, leaf_policy="always", time_limit=60)
     assert r.finished and "milp_leaves" not in r.stats
     top = float(np.max(maximize(orig, comp, lo, hi, mode="max", time_limit=60).upper))
-    r = maximize(orig, comp, lo, hi, mode="decide", epsilon=1.001 * top, time_limit=60)
+    r = maximize(orig, comp, lo, hi, mode="decide", epsilon=1.001 * top, leaf_policy="always", time_limit=60)
     assert "milp_leaves" not in r.stats
-    r = maximize(orig, comp, lo, hi, mode="decide", epsilon=1.001 * top, leaf_milp=24, time_limit=60)
+    r = maximize(
+        orig, comp, lo, hi, mode="decide", epsilon=1.001 * top, leaf_milp=24, leaf_policy="always", time_limit=60
+    )
     assert r.stats.get("milp_leaves", 0) > 0 and float(np.max(r.upper)) < 1.001 * top
+
+
+def test_leaf_policy_rents_cheap_subtrees_and_buys_expensive_ones():
+    """The policy's arithmetic on made-up costs: while nothing is resolved it splits (tags) every
+    candidate; subtrees that close within the budget make renting cheap (all tagged again);
+    subtrees that reach the budget are capped (their boxes FORCED) and make MILPs pay, after
+    which only the exploration share is tagged."""
+    from equivrepair.reach.milp_leaf import FORCED, LeafPolicy
+
+    def run(policy: LeafPolicy, sizes_to_close: int, rounds: int) -> None:
+        for _ in range(rounds):
+            milp, tagged, tags = policy.choose(np.arange(4))
+            assert milp.size + tagged.size == 4
+            # each tagged subtree bounds sizes_to_close boxes, then closes (or is still open)
+            for _ in range(sizes_to_close):
+                policy.grow(tags)
+            frontier = policy.settle(tags.copy() if sizes_to_close >= policy.budget else np.zeros(0, np.int64))
+            if sizes_to_close >= policy.budget:
+                assert np.all(frontier == FORCED)
+
+    cheap = LeafPolicy(seed=1)
+    cheap.split_cost(1e-3, 1)  # c_b = 1 ms
+    cheap.milp_cost(20e-3)  # c_m = 20 ms: budget 20 boxes
+    assert cheap.budget == pytest.approx(20.0) and not cheap.pays()
+    run(cheap, 2, 8)  # subtrees of 2 boxes: renting costs 2 ms < 20 ms
+    assert cheap.rent_cost() == pytest.approx(2e-3) and not cheap.pays()
+    assert cheap.choose(np.arange(100))[0].size == 0  # everything is split
+
+    dear = LeafPolicy(seed=1)
+    dear.split_cost(1e-3, 1)
+    dear.milp_cost(20e-3)
+    run(dear, 25, 8)  # every subtree reaches the budget: renting costs 20 + 40 ms > 20 ms
+    assert dear.pays()
+    milp, tagged, _ = dear.choose(np.arange(1000))
+    assert 650 < milp.size < 850 and milp.size + tagged.size == 1000  # explore = 0.25

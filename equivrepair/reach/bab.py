@@ -26,7 +26,7 @@ import numpy as np
 from ..merge import drop_identity_layers, merge, normalise
 from ..nets.ir import FNN
 from .bounds import _interval_affine
-from .milp_leaf import milp_leaf
+from .milp_leaf import FORCED, LeafPolicy, milp_leaf
 from .symbolic import crown_bounds, symbolic_bounds, tighten_unstable
 
 DEFAULT_ATOL = 1e-6
@@ -513,6 +513,7 @@ def maximize(
     leaf_milp: int | None = None,
     leaf_time: float = 1.0,
     leaf_share: float = 0.75,
+    leaf_policy: Literal["auto", "always"] = "auto",
     bound: str = "crown-full",
     progress: Callable[[dict], None] | None = None,
     seed_points: np.ndarray | None = None,
@@ -532,7 +533,9 @@ def maximize(
     ``leaf_unstable``/``leaf_milp``: a child box with at most that many unstable ReLUs (of Φ1 and
     Φ2) is solved exactly, by star enumeration / by the compact MILP (:mod:`.milp_leaf`; default
     ``LEAF_MILP`` except in ``decide`` mode, 0 = off; never with ``record_leaves``), the MILPs
-    taking at most ``leaf_share`` of the time so far and ``leaf_time`` seconds a box.
+    taking at most ``leaf_share`` of the time so far and ``leaf_time`` seconds a box. Which
+    candidates get a MILP: ``leaf_policy="auto"`` where it is expected to cost less than
+    splitting (:class:`.milp_leaf.LeafPolicy` measures both on the run), ``"always"`` all.
     """
     t0 = time.perf_counter()
     if mode == "decide":
@@ -620,6 +623,9 @@ def maximize(
         update_witness(np.atleast_2d(np.asarray(seed_points, dtype=np.float64)))
     ascent_time = 0.0
     milp_time = 0.0  # spent in MILP leaves
+    if leaf_policy not in ("auto", "always"):
+        raise ValueError(f"leaf_policy must be 'auto' or 'always', not {leaf_policy!r}")
+    policy = LeafPolicy(always=leaf_policy == "always")
     ascended = np.full(K, -np.inf)  # per objective, the witness value region ascent last started from
 
     def ascend() -> None:
@@ -638,6 +644,7 @@ def maximize(
     F_ub, F_coef = ub, coef
     # the bound each objective had when it closed in a box (kept for recorded leaves / proofs)
     F_rec = np.full_like(F_ub, np.nan)
+    F_tag = np.full(len(F_ub), -1, dtype=np.int64)  # LeafPolicy's tag of the split candidate above each box
     reason = "converged"
     finished = True
     it = 0
@@ -669,6 +676,7 @@ def maximize(
         if record_leaves and (~alive).any():
             leaves.extend(zip(F_lo[~alive], F_hi[~alive], F_rec[~alive]))
         F_lo, F_hi, F_ub, F_coef, F_rec = F_lo[alive], F_hi[alive], F_ub[alive], F_coef[alive], F_rec[alive]
+        F_tag = F_tag[alive]
         if pool is not None:
             pool.release(F_slot[~alive])
             F_slot = F_slot[alive]
@@ -695,13 +703,20 @@ def maximize(
             break
         it += 1
 
-        # pick the boxes with the largest excess over their thresholds
+        # pick the boxes with the largest excess over their thresholds (tagged subtrees of the
+        # MILP-leaf policy first, up to half the batch, so that their sizes are known soon)
+        t_iter = time.perf_counter()
         excess = np.max(F_ub - thresh[None, :], axis=1)
+        tagged = np.flatnonzero(F_tag != -1)
+        if tagged.size:
+            first = tagged[np.argsort(-excess[tagged], kind="stable")[: batch // 2]]
+            excess[first] = np.inf
         take = min(batch, len(F_lo))
         sel = np.argpartition(-excess, take - 1)[:take] if take < len(F_lo) else np.arange(len(F_lo))
         keep = np.ones(len(F_lo), dtype=bool)
         keep[sel] = False
         s_lo, s_hi, s_ub, s_coef, s_rec = F_lo[sel], F_hi[sel], F_ub[sel], F_coef[sel], F_rec[sel]
+        s_tag = F_tag[sel]
         if n <= strong_branching_dims:
             c_lo, c_hi, c_ub, c_cand, c_coef, chosen = _strong_split(bound, s_lo, s_hi, thresh)
             # the bound call covered every candidate split: keep the unstable counts of the children
@@ -718,29 +733,36 @@ def maximize(
         # children inherit closed objectives from their parent; bounds can only improve
         parent_ub = np.concatenate([s_ub, s_ub])
         c_ub = np.minimum(c_ub, parent_ub)
-        # children with few unstable ReLUs are solved exactly by star enumeration (at most
-        # leaf_unstable) or by the compact MILP (at most leaf_milp, fewest first, within
-        # leaf_share of the time so far) and closed
-        top = max(leaf_unstable, leaf_milp)
-        if top > 0:
-            unst = np.asarray(bounder.unstable)
-            few = np.flatnonzero((unst <= top) & (unst > 0))
-            few = few[np.max(c_ub[few] - thresh[None, :], axis=1) > 0] if few.size else few
-            few = few[np.argsort(unst[few], kind="stable")]
+        # children with few unstable ReLUs are solved exactly: by star enumeration (at most
+        # leaf_unstable) or, where the policy expects it to cost less than splitting them, by the
+        # compact MILP (at most leaf_milp; fewest first, within leaf_share of the time so far)
+        unst = np.asarray(bounder.unstable)
+        c_excess = np.max(c_ub - thresh[None, :], axis=1)
+        c_open = c_excess >= 0 if mode == "decide" else c_excess > 0
+        cand = (unst > leaf_unstable) & (unst <= leaf_milp)
+        c_tag = np.concatenate([s_tag, s_tag])
+        policy.grow(c_tag)
+        stars = np.flatnonzero((unst > 0) & (unst <= leaf_unstable) & c_open)[:64]
+        milps = stars[:0]
+        if leaf_milp > 0:
+            # candidates below a tagged (split) candidate are split too: their subtree is measured;
+            # below a given-up one (FORCED) they are MILP'd; fresh ones as the policy chooses
+            milps, tagged, tags = policy.choose(np.flatnonzero(cand & c_open & (c_tag == -1)))
+            c_tag[tagged] = tags
+            milps = np.concatenate([milps, np.flatnonzero(cand & c_open & (c_tag == FORCED))])
+        few = np.concatenate([stars, milps[np.argsort(unst[milps], kind="stable")]])
+        it_milp = 0.0
+        if few.size:
             # the children's hidden bounds, assembled once for all leaves (strong branching bounds
             # many candidate splits per call: its bounds are not the children's)
-            leaf_pre = _merged_hidden(source, merged) if few.size and n > strong_branching_dims else None
-            leaf_dz = _delta_hidden(source) if few.size and n > strong_branching_dims else None
-            n_star = 0
+            leaf_pre = _merged_hidden(source, merged) if n > strong_branching_dims else None
+            leaf_dz = _delta_hidden(source) if n > strong_branching_dims else None
             for i in few:
                 now = time.perf_counter()
                 if time_limit is not None and now - t0 > time_limit:
                     break
                 pre_i = None if leaf_pre is None else [(a[i], b[i]) for a, b in leaf_pre]
                 if unst[i] <= leaf_unstable:
-                    if n_star >= 64:
-                        continue
-                    n_star += 1
                     vals, xs, nlp = exact_leaf(merged, c_lo[i], c_hi[i], objectives, pre_i, c_ub[i] > thresh)
                     stats["leaf_lps"] = stats.get("leaf_lps", 0) + nlp
                     stats["exact_leaves"] = stats.get("exact_leaves", 0) + 1
@@ -755,7 +777,10 @@ def maximize(
                         pre_i, dz_i, min(leaf_time, budget), gap, stop_above,
                     )  # fmt: skip
                     vals, xs = lr.upper, lr.points
-                    milp_time += time.perf_counter() - now
+                    spent = time.perf_counter() - now
+                    policy.milp_cost(spent)
+                    milp_time += spent
+                    it_milp += spent
                     stats["milp_leaves"] = stats.get("milp_leaves", 0) + 1
                     stats["leaf_milps"] = stats.get("leaf_milps", 0) + lr.milps
                     stats["leaf_nodes"] = stats.get("leaf_nodes", 0) + lr.nodes
@@ -776,6 +801,8 @@ def maximize(
         F_ub = np.concatenate([F_ub[keep], c_ub])
         F_coef = np.concatenate([F_coef[keep], c_coef])
         F_rec = np.concatenate([F_rec[keep], s_rec, s_rec])  # children inherit their parent's closures
+        F_tag = policy.settle(np.concatenate([F_tag[keep], c_tag]))
+        policy.split_cost(time.perf_counter() - t_iter - it_milp, 2 * take)
         if pool is not None:
             if source.pre is None or n <= strong_branching_dims or pool.floats > MAX_PRIOR_FLOATS:
                 pool = F_slot = None  # children bounded without tracking (or too many boxes): stop carrying
@@ -790,6 +817,12 @@ def maximize(
     upper = np.maximum(upper, best_val)
     stats["time"] = time.perf_counter() - t0
     stats["open"] = int(len(F_lo))
+    if leaf_milp > 0 and policy.resolved:
+        stats["leaf_tags"] = {
+            "resolved": len(policy.resolved),
+            "capped": int(sum(c for c, _ in policy.resolved)),
+            "budget": policy.budget,
+        }  # the MILP-leaf policy's last subtree measurements (LeafPolicy)
     res = BabResult(objectives, best_val, upper, best_x, finished and len(F_lo) == 0, reason, stats, leaves)
     res.closed_upper = closed_ub
     res.frontier = (F_lo, F_hi)
