@@ -187,35 +187,42 @@ def test_no_milp_leaves_in_decide_mode_or_with_recorded_leaves():
 
 
 def test_leaf_policy_rents_cheap_subtrees_and_buys_expensive_ones():
-    """The policy's arithmetic on made-up costs: while nothing is resolved it splits (tags) every
-    candidate; subtrees that close within the budget make renting cheap (all tagged again);
-    subtrees that reach the budget are capped (their boxes FORCED) and make MILPs pay, after
-    which only the exploration share is tagged."""
+    """The policy's arithmetic on made-up costs: until subtrees are measured nothing is MILP'd and
+    a sample of the candidates is tagged; subtrees that close within the budget make renting
+    cheap (still no MILPs); subtrees that reach the budget are capped (their boxes FORCED) and
+    make MILPs pay, after which all but the sample are MILP'd."""
     from equivrepair.reach.milp_leaf import FORCED, LeafPolicy
 
-    def run(policy: LeafPolicy, sizes_to_close: int, rounds: int) -> None:
+    def run(policy: LeafPolicy, boxes: int, rounds: int) -> None:
         for _ in range(rounds):
-            milp, tagged, tags = policy.choose(np.arange(4))
-            assert milp.size + tagged.size == 4
-            # each tagged subtree bounds sizes_to_close boxes, then closes (or is still open)
-            for _ in range(sizes_to_close):
+            _, tagged, tags = policy.choose(np.arange(64))
+            assert tagged.size == tags.size
+            for _ in range(boxes):  # each tagged subtree bounds `boxes` boxes ...
                 policy.grow(tags)
-            frontier = policy.settle(tags.copy() if sizes_to_close >= policy.budget else np.zeros(0, np.int64))
-            if sizes_to_close >= policy.budget:
+            capped = boxes >= policy.budget  # ... then it is still open (capped) or has closed
+            frontier = policy.settle(tags.copy() if capped else np.zeros(0, np.int64))
+            if capped:
                 assert np.all(frontier == FORCED)
 
-    cheap = LeafPolicy(seed=1)
-    cheap.split_cost(1e-3, 1)  # c_b = 1 ms
-    cheap.milp_cost(20e-3)  # c_m = 20 ms: budget 20 boxes
-    assert cheap.budget == pytest.approx(20.0) and not cheap.pays()
-    run(cheap, 2, 8)  # subtrees of 2 boxes: renting costs 2 ms < 20 ms
-    assert cheap.rent_cost() == pytest.approx(2e-3) and not cheap.pays()
-    assert cheap.choose(np.arange(100))[0].size == 0  # everything is split
+    def policy() -> LeafPolicy:
+        p = LeafPolicy(seed=1)
+        p.split_cost(1e-3, 1)  # c_b = 1 ms
+        p.milp_cost(20e-3)  # c_m = 20 ms: a budget of 20 boxes
+        return p
 
-    dear = LeafPolicy(seed=1)
-    dear.split_cost(1e-3, 1)
-    dear.milp_cost(20e-3)
-    run(dear, 25, 8)  # every subtree reaches the budget: renting costs 20 + 40 ms > 20 ms
-    assert dear.pays()
+    fresh = policy()
+    assert fresh.budget == pytest.approx(20.0) and not fresh.pays()
+    milp, tagged, _ = fresh.choose(np.arange(1000))
+    assert milp.size == 0 and 150 < tagged.size < 350  # explore = 0.25
+    cheap = policy()
+    run(cheap, 2, 4)  # subtrees of 2 boxes: renting costs 2 ms < 20 ms
+    assert cheap.rent_cost() == pytest.approx(2e-3) and not cheap.pays()
+    assert cheap.choose(np.arange(100))[0].size == 0
+
+    dear = policy()
+    run(dear, 25, 4)  # every subtree reaches the budget: renting costs 20 + 2·20 ms > 20 ms
+    assert dear.rent_cost() == pytest.approx(60e-3) and dear.pays()
     milp, tagged, _ = dear.choose(np.arange(1000))
-    assert 650 < milp.size < 850 and milp.size + tagged.size == 1000  # explore = 0.25
+    assert 650 < milp.size < 850 and milp.size + tagged.size == 1000
+    forced = LeafPolicy(always=True)
+    assert forced.choose(np.arange(10))[0].size == 10

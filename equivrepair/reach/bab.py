@@ -425,10 +425,11 @@ def exact_leaf(
     return vals, pts, res.stats["lps"] + nlp
 
 
-def _merged_hidden(source, merged: FNN) -> list[tuple[np.ndarray, np.ndarray]] | None:
-    """The hidden bounds of the last bound call's boxes, (N, w) per layer in ``merged``'s layout
-    (Φ1's neurons then Φ2's per layer), or None where the bounder kept none or the layouts differ."""
-    pre = getattr(source, "pre", None)
+def _merged_hidden(source, merged: FNN, pre: list | None = None) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """The hidden bounds of the last bound call's boxes (or ``pre``, stored in the bounder's layout),
+    (N, w) per layer in ``merged``'s layout (Φ1's neurons then Φ2's per layer), or None where the
+    bounder kept none or the layouts differ."""
+    pre = getattr(source, "pre", None) if pre is None else pre
     if pre is None:
         return None
     if isinstance(source, _DiffBounder):  # z1, z2 and Δz per hidden layer, in that order
@@ -440,10 +441,10 @@ def _merged_hidden(source, merged: FNN) -> list[tuple[np.ndarray, np.ndarray]] |
     return pre
 
 
-def _delta_hidden(source) -> list[tuple[np.ndarray, np.ndarray]] | None:
-    """The bounds on z1 − z2 of the last bound call's boxes, (N, w) per hidden layer, where the
-    bounder kept them (the differential one), else None."""
-    pre = getattr(source, "pre", None)
+def _delta_hidden(source, pre: list | None = None) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """The bounds on z1 − z2 of the last bound call's boxes (or of ``pre``, in the bounder's
+    layout), (N, w) per hidden layer, where the bounder kept them (the differential one), else None."""
+    pre = getattr(source, "pre", None) if pre is None else pre
     if pre is None or not isinstance(source, _DiffBounder):
         return None
     nh = len(pre) // 3
@@ -640,11 +641,35 @@ def maximize(
             ascent_time += time.perf_counter() - ta
             stats["ascent_time"] = ascent_time
 
+    def solve_milp(blo, bhi, bub, thr, pre_i, dz_i) -> tuple[np.ndarray | None, float]:
+        """One MILP leaf on a box: (new bounds per objective, seconds), or (None, 0) when the time
+        limit or the MILP share of the time is used up."""
+        nonlocal milp_time
+        now = time.perf_counter()
+        budget = leaf_share * (now - t0) + LEAF_GRACE - milp_time
+        if budget <= 0 or (time_limit is not None and now - t0 > time_limit):
+            return None, 0.0
+        gap = 0.5 * max(atol, rtol * max(float(np.max(best_val)), 0.0))
+        lr = milp_leaf(
+            bounder.orig_n, bounder.comp_n, merged, blo, bhi, objectives, bub, thr,
+            pre_i, dz_i, min(leaf_time, budget), gap, stop_above,
+        )  # fmt: skip
+        update_witness(lr.points)
+        spent = time.perf_counter() - now
+        policy.milp_cost(spent)
+        milp_time += spent
+        stats["milp_leaves"] = stats.get("milp_leaves", 0) + 1
+        stats["leaf_milps"] = stats.get("leaf_milps", 0) + lr.milps
+        stats["leaf_nodes"] = stats.get("leaf_nodes", 0) + lr.nodes
+        stats["milp_leaf_time"] = milp_time
+        return lr.upper, spent
+
     ascend()
     F_ub, F_coef = ub, coef
     # the bound each objective had when it closed in a box (kept for recorded leaves / proofs)
     F_rec = np.full_like(F_ub, np.nan)
     F_tag = np.full(len(F_ub), -1, dtype=np.int64)  # LeafPolicy's tag of the split candidate above each box
+    F_milp = np.zeros(len(F_ub), dtype=bool)  # designated for a MILP leaf when it reaches the top
     reason = "converged"
     finished = True
     it = 0
@@ -676,7 +701,7 @@ def maximize(
         if record_leaves and (~alive).any():
             leaves.extend(zip(F_lo[~alive], F_hi[~alive], F_rec[~alive]))
         F_lo, F_hi, F_ub, F_coef, F_rec = F_lo[alive], F_hi[alive], F_ub[alive], F_coef[alive], F_rec[alive]
-        F_tag = F_tag[alive]
+        F_tag, F_milp = F_tag[alive], F_milp[alive]
         if pool is not None:
             pool.release(F_slot[~alive])
             F_slot = F_slot[alive]
@@ -703,16 +728,34 @@ def maximize(
             break
         it += 1
 
-        # pick the boxes with the largest excess over their thresholds (tagged subtrees of the
-        # MILP-leaf policy first, up to half the batch, so that their sizes are known soon)
+        # pick the boxes with the largest excess over their thresholds
         t_iter = time.perf_counter()
         excess = np.max(F_ub - thresh[None, :], axis=1)
-        tagged = np.flatnonzero(F_tag != -1)
-        if tagged.size:
-            first = tagged[np.argsort(-excess[tagged], kind="stable")[: batch // 2]]
-            excess[first] = np.inf
         take = min(batch, len(F_lo))
         sel = np.argpartition(-excess, take - 1)[:take] if take < len(F_lo) else np.arange(len(F_lo))
+        # boxes the MILP-leaf policy designated are solved now that they are at the top; they stay
+        # in the frontier with their new bounds (closed at the next round when under threshold)
+        it_milp = 0.0
+        due = sel[F_milp[sel]]
+        if due.size:
+            sel = sel[~F_milp[sel]]
+            F_milp[due] = False
+            pre_due = pool.get(F_slot[due]) if pool is not None else None
+            due_pre = _merged_hidden(source, merged, pre_due) if pre_due is not None else None
+            due_dz = _delta_hidden(source, pre_due) if pre_due is not None else None
+            for r, i in enumerate(due):
+                vals, spent = solve_milp(
+                    F_lo[i], F_hi[i], F_ub[i], thresh,
+                    None if due_pre is None else [(a[r], b[r]) for a, b in due_pre],
+                    None if due_dz is None else [(a[r], b[r]) for a, b in due_dz],
+                )  # fmt: skip
+                it_milp += spent
+                if vals is None:
+                    break  # out of time or of the MILP budget
+                F_ub[i] = np.where(np.isneginf(F_ub[i]), -np.inf, np.minimum(F_ub[i], vals))
+            take = sel.size
+            if take == 0:
+                continue
         keep = np.ones(len(F_lo), dtype=bool)
         keep[sel] = False
         s_lo, s_hi, s_ub, s_coef, s_rec = F_lo[sel], F_hi[sel], F_ub[sel], F_coef[sel], F_rec[sel]
@@ -750,41 +793,19 @@ def maximize(
             milps, tagged, tags = policy.choose(np.flatnonzero(cand & c_open & (c_tag == -1)))
             c_tag[tagged] = tags
             milps = np.concatenate([milps, np.flatnonzero(cand & c_open & (c_tag == FORCED))])
-        few = np.concatenate([stars, milps[np.argsort(unst[milps], kind="stable")]])
-        it_milp = 0.0
-        if few.size:
+        c_milp = np.zeros(2 * take, dtype=bool)
+        c_milp[milps] = True  # solved when they reach the top of the frontier, if they ever do
+        if stars.size:
             # the children's hidden bounds, assembled once for all leaves (strong branching bounds
             # many candidate splits per call: its bounds are not the children's)
             leaf_pre = _merged_hidden(source, merged) if n > strong_branching_dims else None
-            leaf_dz = _delta_hidden(source) if n > strong_branching_dims else None
-            for i in few:
-                now = time.perf_counter()
-                if time_limit is not None and now - t0 > time_limit:
+            for i in stars:
+                if time_limit is not None and time.perf_counter() - t0 > time_limit:
                     break
                 pre_i = None if leaf_pre is None else [(a[i], b[i]) for a, b in leaf_pre]
-                if unst[i] <= leaf_unstable:
-                    vals, xs, nlp = exact_leaf(merged, c_lo[i], c_hi[i], objectives, pre_i, c_ub[i] > thresh)
-                    stats["leaf_lps"] = stats.get("leaf_lps", 0) + nlp
-                    stats["exact_leaves"] = stats.get("exact_leaves", 0) + 1
-                else:
-                    budget = leaf_share * (now - t0) + LEAF_GRACE - milp_time
-                    if budget <= 0:
-                        break
-                    dz_i = None if leaf_dz is None else [(a[i], b[i]) for a, b in leaf_dz]
-                    gap = 0.5 * max(atol, rtol * max(float(np.max(best_val)), 0.0))
-                    lr = milp_leaf(
-                        bounder.orig_n, bounder.comp_n, merged, c_lo[i], c_hi[i], objectives, c_ub[i], thresh,
-                        pre_i, dz_i, min(leaf_time, budget), gap, stop_above,
-                    )  # fmt: skip
-                    vals, xs = lr.upper, lr.points
-                    spent = time.perf_counter() - now
-                    policy.milp_cost(spent)
-                    milp_time += spent
-                    it_milp += spent
-                    stats["milp_leaves"] = stats.get("milp_leaves", 0) + 1
-                    stats["leaf_milps"] = stats.get("leaf_milps", 0) + lr.milps
-                    stats["leaf_nodes"] = stats.get("leaf_nodes", 0) + lr.nodes
-                    stats["milp_leaf_time"] = milp_time
+                vals, xs, nlp = exact_leaf(merged, c_lo[i], c_hi[i], objectives, pre_i, c_ub[i] > thresh)
+                stats["leaf_lps"] = stats.get("leaf_lps", 0) + nlp
+                stats["exact_leaves"] = stats.get("exact_leaves", 0) + 1
                 update_witness(xs)
                 c_ub[i] = np.where(np.isneginf(c_ub[i]), -np.inf, np.minimum(c_ub[i], vals))
         # evaluate the candidate vertex of each child's most promising objective (plus centres)
@@ -802,6 +823,7 @@ def maximize(
         F_coef = np.concatenate([F_coef[keep], c_coef])
         F_rec = np.concatenate([F_rec[keep], s_rec, s_rec])  # children inherit their parent's closures
         F_tag = policy.settle(np.concatenate([F_tag[keep], c_tag]))
+        F_milp = np.concatenate([F_milp[keep], c_milp])
         policy.split_cost(time.perf_counter() - t_iter - it_milp, 2 * take)
         if pool is not None:
             if source.pre is None or n <= strong_branching_dims or pool.floats > MAX_PRIOR_FLOATS:
