@@ -171,6 +171,29 @@ def test_acas_xu_8bit_sub_box_agrees_with_and_without_milp_leaves(data):
     assert abs(ua - ub) <= 2 * (1e-6 + 1e-4 * ub)
 
 
+def test_designated_boxes_far_above_their_threshold_are_split(data):
+    """ACAS Xu 1_1 against its 8-bit copy on the property-1 box: the policy designates MILP leaves;
+    with a gap no box can meet, every designated box is split instead, and δ_max is the same."""
+    import sys
+
+    from equivrepair.nets.onnx_io import load_onnx
+    from equivrepair.spec.vnnlib import read_vnnlib
+    from tests.conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from acasxu_exact import round8
+
+    orig = load_onnx(data / "acasxu" / "ACASXU_run2a_1_1_batch_2000.onnx")
+    comp = round8(orig)
+    box = read_vnnlib(data / "acasxu" / "prop_1.vnnlib").input_box()
+    a = maximize(orig, comp, box.lower, box.upper, mode="max", time_limit=60)
+    b = maximize(orig, comp, box.lower, box.upper, mode="max", leaf_gap=-np.inf, time_limit=60)
+    assert a.finished and b.finished and a.stats.get("milp_leaves", 0) > 0
+    assert "milp_leaves" not in b.stats and b.stats.get("milp_gated", 0) > 0
+    ua, ub = float(np.max(a.upper)), float(np.max(b.upper))
+    assert abs(ua - ub) <= 2 * (1e-6 + 1e-4 * ub)
+
+
 def test_no_milp_leaves_in_decide_mode_or_with_recorded_leaves():
     """Certificates re-prove each leaf with LPs, so recording leaves turns MILP leaves off; a
     decision against ε uses them only when asked."""

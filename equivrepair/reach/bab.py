@@ -39,6 +39,9 @@ ASCENT_SHARE = 0.05  # ... taking at most this share of the time so far (plus AS
 ASCENT_GRACE = 0.02
 LEAF_MILP = 24  # boxes with at most this many unstable ReLUs are solved by the compact MILP ...
 LEAF_GRACE = 0.25  # ... within leaf_share of the time so far plus this many seconds
+# ... when the box's bound is within this factor of its closing threshold above it (a box far above
+# is split: while the run is far from its end, splitting lowers the top of the frontier for less)
+LEAF_GAP = 1.0
 
 
 @dataclass
@@ -515,6 +518,7 @@ def maximize(
     leaf_time: float = 1.0,
     leaf_share: float = 0.75,
     leaf_policy: Literal["auto", "always"] = "auto",
+    leaf_gap: float = LEAF_GAP,
     bound: str = "crown-full",
     progress: Callable[[dict], None] | None = None,
     seed_points: np.ndarray | None = None,
@@ -537,6 +541,8 @@ def maximize(
     taking at most ``leaf_share`` of the time so far and ``leaf_time`` seconds a box. Which
     candidates get a MILP: ``leaf_policy="auto"`` where it is expected to cost less than
     splitting (:class:`.milp_leaf.LeafPolicy` measures both on the run), ``"always"`` all.
+    ``leaf_gap``: with ``"auto"``, a designated box whose bound exceeds its closing threshold by
+    more than this fraction of it when it reaches the top is split instead (``inf``: never).
     """
     t0 = time.perf_counter()
     if mode == "decide":
@@ -738,8 +744,13 @@ def maximize(
         it_milp = 0.0
         due = sel[F_milp[sel]]
         if due.size:
-            sel = sel[~F_milp[sel]]
             F_milp[due] = False
+            if not policy.always:  # far above its threshold, a box is split (see LEAF_GAP)
+                rel = (F_ub[due] - thresh[None, :]) / np.maximum(np.abs(thresh), atol)[None, :]
+                near = np.max(rel, axis=1) <= leaf_gap
+                stats["milp_gated"] = stats.get("milp_gated", 0) + int(np.count_nonzero(~near))
+                due = due[near]
+            sel = sel[~np.isin(sel, due)]
             pre_due = pool.get(F_slot[due]) if pool is not None else None
             due_pre = _merged_hidden(source, merged, pre_due) if pre_due is not None else None
             due_dz = _delta_hidden(source, pre_due) if pre_due is not None else None
