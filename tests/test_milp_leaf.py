@@ -249,3 +249,28 @@ def test_leaf_policy_rents_cheap_subtrees_and_buys_expensive_ones():
     assert 650 < milp.size < 850 and milp.size + tagged.size == 1000
     forced = LeafPolicy(always=True)
     assert forced.choose(np.arange(10))[0].size == 10
+
+
+def test_leaf_policy_counts_dormant_subtrees_at_their_size_so_far():
+    """A tagged subtree whose boxes stay in the frontier but are not bounded for ``dormant``
+    iterations (under a time limit they may never be) counts as resolved at its size so far; when
+    it grows again it is active and unresolved again."""
+    from equivrepair.reach.milp_leaf import LeafPolicy
+
+    p = LeafPolicy(seed=1, explore=1.0, dormant=3)
+    p.split_cost(1e-3, 1)
+    p.milp_cost(20e-3)  # a budget of 20 boxes
+    _, tagged, tags = p.choose(np.arange(4))
+    assert tags.size == 4
+    for _ in range(5):
+        p.grow(tags)  # five boxes each, far under the budget
+    p.settle(tags.copy())
+    assert p.resolved == [] and np.all(p.state == 0)
+    for _ in range(2):
+        p.settle(tags.copy())  # still in the frontier, not bounded: not yet dormant
+    assert p.resolved == []
+    p.settle(tags.copy())
+    assert np.all(p.state == 3) and sorted(r[0] for r in p.resolved) == sorted(tags.tolist())
+    assert all(not capped and size == 5.0 for _, capped, size in p.resolved)
+    p.grow(tags[:1])  # one of them is back at the top
+    assert p.state[tags[0]] == 0 and tags[0] not in [r[0] for r in p.resolved] and len(p.resolved) == 3

@@ -853,7 +853,8 @@ def maximize(
     if leaf_milp > 0 and policy.resolved:
         stats["leaf_tags"] = {
             "resolved": len(policy.resolved),
-            "capped": int(sum(c for c, _ in policy.resolved)),
+            "capped": int(sum(c for _, c, _ in policy.resolved)),
+            "dormant": int(np.count_nonzero(policy.state == 3)),
             "budget": policy.budget,
         }  # the MILP-leaf policy's last subtree measurements (LeafPolicy)
     res = BabResult(objectives, best_val, upper, best_x, finished and len(F_lo) == 0, reason, stats, leaves)

@@ -151,7 +151,8 @@ class LeafPolicy:
     (and are never MILP'd), and ``grow`` counts the boxes bounded under each tag. A tag is
     resolved once no open box carries it (finished: its size is known) or once its subtree has
     cost the budget B = c_m / c_b boxes (capped: its open boxes become ``FORCED``, and their
-    candidate descendants are MILP'd). From the last ``window`` tags resolved, the expected cost
+    candidate descendants are MILP'd), or, provisionally, once none of its boxes has been bounded
+    for ``dormant`` iterations (a time limit may come first: it counts at its size so far). From the last ``window`` tags resolved, the expected cost
     of renting, (1 − h)·E_small·c_b + h·(B·c_b + 2·c_m) with h the capped share and E_small the
     mean size of the finished ones, is compared with c_m: while a MILP costs less, the untagged
     candidates are designated for a MILP; otherwise they are split like any box. The branch and
@@ -167,13 +168,22 @@ class LeafPolicy:
     """
 
     def __init__(
-        self, explore: float = 0.25, window: int = 256, min_resolved: int = 16, seed: int = 0, always: bool = False
+        self,
+        explore: float = 0.25,
+        window: int = 256,
+        min_resolved: int = 16,
+        seed: int = 0,
+        always: bool = False,
+        dormant: int = 32,
     ) -> None:
         """``always``: every candidate is MILP'd at once (no renting, no measurements)."""
         self.explore, self.window, self.min_resolved, self.always = explore, window, min_resolved, always
+        self.dormant = dormant
         self.size = np.zeros(0)  # boxes bounded under each tag
-        self.state = np.zeros(0, dtype=np.int8)  # 0 active, 1 finished, 2 capped
-        self.resolved: list[tuple[bool, float]] = []  # (capped, size) of the tags resolved, in order
+        self.state = np.zeros(0, dtype=np.int8)  # 0 active, 1 finished, 2 capped, 3 dormant
+        self.last = np.zeros(0, dtype=np.int64)  # the iteration each tag last grew in
+        self.it = 0  # iterations settled
+        self.resolved: list[tuple[int, bool, float]] = []  # (tag, capped, size) resolved, in order
         self.c_b: float | None = None  # seconds per bounded box (splitting, everything included)
         self.c_m: float | None = None  # seconds per MILP leaf
 
@@ -191,10 +201,19 @@ class LeafPolicy:
         t = tags[tags >= 0]
         if t.size:
             self.size[: t.max() + 1] += np.bincount(t)
+            t = np.unique(t)
+            self.last[t] = self.it
+            woke = t[self.state[t] == 3]  # a dormant subtree is back at the top: not resolved after all
+            if woke.size:
+                self.state[woke] = 0
+                self.resolved = [r for r in self.resolved if r[0] not in set(woke.tolist())]
 
     def settle(self, tags: np.ndarray) -> np.ndarray:
         """After an iteration, with the frontier's tags: resolve the tags no box carries any more
-        (finished) or that reached the budget (capped: their boxes become FORCED)."""
+        (finished), that reached the budget (capped: their boxes become FORCED), or whose boxes
+        have not been at the top for ``dormant`` iterations (dormant: under a time limit they may
+        never be again, so they count at their size so far until they grow again)."""
+        self.it += 1
         if self.size.size == 0:
             return tags
         live = np.zeros(self.size.size, dtype=bool)
@@ -202,11 +221,13 @@ class LeafPolicy:
         active = self.state == 0
         finished = active & ~live
         capped = active & live & (self.size >= self.budget)
-        for k in np.flatnonzero(finished | capped):
-            self.resolved.append((bool(capped[k]), float(self.size[k])))
+        dormant = active & live & ~capped & (self.it - self.last > self.dormant)
+        for k in np.flatnonzero(finished | capped | dormant):
+            self.resolved.append((int(k), bool(capped[k]), float(self.size[k])))
         del self.resolved[: max(0, len(self.resolved) - self.window)]
         self.state[finished] = 1
         self.state[capped] = 2
+        self.state[dormant] = 3
         gone = (tags >= 0) & capped[np.maximum(tags, 0)]
         return np.where(gone, FORCED, tags)
 
@@ -222,8 +243,8 @@ class LeafPolicy:
         """Expected seconds a tagged candidate costs (None until enough tags are resolved)."""
         if len(self.resolved) < self.min_resolved or self.c_b is None:
             return None
-        capped = np.array([c for c, _ in self.resolved])
-        sizes = np.array([s for _, s in self.resolved])
+        capped = np.array([c for _, c, _ in self.resolved])
+        sizes = np.array([s for _, _, s in self.resolved])
         h = float(capped.mean())
         small = float(sizes[~capped].mean()) if (~capped).any() else 0.0
         c_m = self.c_m if self.c_m is not None else self.budget * self.c_b
@@ -246,4 +267,5 @@ class LeafPolicy:
         tags = np.arange(self.size.size, self.size.size + tagged.size)
         self.size = np.concatenate([self.size, np.zeros(tagged.size)])
         self.state = np.concatenate([self.state, np.zeros(tagged.size, dtype=np.int8)])
+        self.last = np.concatenate([self.last, np.full(tagged.size, self.it, dtype=np.int64)])
         return (candidates[~sample] if self.pays() else candidates[:0]), tagged, tags
