@@ -152,9 +152,10 @@ class LeafPolicy:
     resolved once no open box carries it (finished: its size is known) or once its subtree has
     cost the budget B = c_m / c_b boxes (capped: its open boxes become ``FORCED``, and their
     candidate descendants are MILP'd), or, provisionally, once none of its boxes has been bounded
-    for ``dormant`` iterations (a time limit may come first: it counts at its size so far). From the last ``window`` tags resolved, the expected cost
-    of renting, (1 − h)·E_small·c_b + h·(B·c_b + 2·c_m) with h the capped share and E_small the
-    mean size of the finished ones, is compared with c_m: while a MILP costs less, the untagged
+    for ``dormant`` iterations (a time limit may come first: it counts at its size so far). From
+    the last ``window`` tags resolved, the expected cost of renting,
+    (1 − h)·E_small·c_b + h·(B·c_b + 2·c_m) with h the capped share and E_small the mean size of
+    the finished (or dormant) ones, is compared with c_m: while a MILP costs less, the untagged
     candidates are designated for a MILP; otherwise they are split like any box. The branch and
     bound solves a designated box only when it reaches the top of the frontier (best first), so
     a box that the rising witness closes first costs no MILP.
@@ -206,7 +207,8 @@ class LeafPolicy:
             woke = t[self.state[t] == 3]  # a dormant subtree is back at the top: not resolved after all
             if woke.size:
                 self.state[woke] = 0
-                self.resolved = [r for r in self.resolved if r[0] not in set(woke.tolist())]
+                awake = set(woke.tolist())
+                self.resolved = [r for r in self.resolved if r[0] not in awake]
 
     def settle(self, tags: np.ndarray) -> np.ndarray:
         """After an iteration, with the frontier's tags: resolve the tags no box carries any more
