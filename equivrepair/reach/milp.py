@@ -28,7 +28,7 @@ import numpy as np
 
 from ..nets.ir import FNN
 from ..spec.sets import Box
-from .bounds import best_witness, default_candidates, merged_pre_bounds
+from .bounds import best_witness, default_candidates, differential_output_bounds, merged_pre_bounds
 from .compact import build_compact
 from .lp import LPModel, build_relaxation, highs_model, lp_bounds_merged, run_highs, set_highs_options
 from .result import Discrepancy
@@ -303,6 +303,10 @@ def method_milp(
         return None if time_limit is None else time_limit - (time.perf_counter() - t0)
 
     net, pre, delta = merged_pre_bounds(orig, comp, box.lower, box.upper)
+    diff_out = differential_output_bounds(orig, comp, box.lower, box.upper) if delta is not None else None
+    if diff_out is not None:  # tighter output bounds settle objectives without a MILP
+        pre[-1] = (np.maximum(pre[-1][0], diff_out[0]), np.minimum(pre[-1][1], diff_out[1]))
+        pre[-1] = (pre[-1][0], np.maximum(pre[-1][1], pre[-1][0]))
     deltas = delta if delta_cuts else None
     lp = lp_bounds_merged(
         net, box.lower, box.upper, pre, box.A, box.c, delta_bounds=deltas, time_limit=left(), compact=compact

@@ -1,0 +1,110 @@
+"""ReLU splitting on the differential bounds (ε-decisions over many free inputs): the clamps, the
+soundness of every verdict against the exact δ_max (MILP), and check()'s use of it on MNIST."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from equivrepair.nets.ir import FNN, random_fnn
+from equivrepair.nets.nnet_io import load_nnet
+from equivrepair.reach.api import check, evaluate
+from equivrepair.reach.bab import discrepancy
+from equivrepair.reach.relu_split import _children, decide_relu_split
+from equivrepair.spec.sets import Box
+
+
+def _perturbed(net: FNN, scale: float, seed: int) -> FNN:
+    rng = np.random.default_rng(seed)
+    return FNN.from_arrays(
+        [layer.W + scale * rng.normal(size=layer.W.shape) for layer in net.layers],
+        [layer.b for layer in net.layers],
+        [layer.activation for layer in net.layers],
+    )
+
+
+def _instance(seed: int, n: int = 20, r: float = 0.05):
+    orig = random_fnn([n, 10, 10, 3], seed=seed)
+    comp = _perturbed(orig, 0.02, seed + 100)
+    x0 = np.random.default_rng(seed).uniform(-1, 1, n)
+    return orig, comp, Box(x0 - r, x0 + r)
+
+
+def test_children_clamp_the_pair_and_its_twin():
+    # one node, one hidden layer of two neurons: neuron 1 straddles zero in Φ1 and in Φ2
+    hidden = {
+        "pre1": [(np.array([[1.0], [-2.0]]), np.array([[3.0], [4.0]]))],
+        "pre2": [(np.array([[1.0], [-2.5]]), np.array([[3.0], [3.5]]))],
+        "delta": [(np.array([[0.0], [-0.1]]), np.array([[0.0], [0.2]]))],
+    }
+    kids = _children(hidden, np.array([1]))
+    (l1, u1), (l2, u2) = kids["pre1"][0], kids["pre2"][0]
+    # active child: z1 >= 0 and z2 = z1 − Δz >= −0.2; inactive child: z1 <= 0 and z2 <= 0.1
+    assert (l1[1, 0], u1[1, 0], l2[1, 0], u2[1, 0]) == (0.0, 4.0, -0.2, 3.5)
+    assert (l1[1, 1], u1[1, 1], l2[1, 1], u2[1, 1]) == (-2.0, 0.0, -2.5, 0.1)
+    # the other neuron and the parent are untouched
+    assert np.all(kids["pre1"][0][0][0] == 1.0) and hidden["pre1"][0][0][1, 0] == -2.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_verdicts_agree_with_the_exact_delta(seed):
+    orig, comp, box = _instance(seed)
+    exact = evaluate(orig, comp, box, method="exact", time_limit=60)  # 20 inputs: the compact MILP
+    assert exact.status == "exact"
+    dmax = exact.delta_max
+    tol = 1e-6 * (1 + dmax)
+    root = decide_relu_split(orig, comp, box.lower, box.upper, 1e9, max_nodes=1)
+    assert root.upper >= dmax - tol and root.lower <= dmax + tol
+    for eps in (0.5 * dmax, 0.99 * dmax, 1.05 * dmax, 0.5 * (dmax + root.upper), 1.01 * root.upper):
+        r = decide_relu_split(orig, comp, box.lower, box.upper, eps, time_limit=20)
+        assert r.lower <= dmax + tol <= r.upper + 2 * tol
+        if r.status == "equivalent":
+            assert eps > dmax - tol
+        elif r.status == "not_equivalent":
+            # the counterexample is re-evaluated on the original networks
+            assert box.contains(r.witness)
+            assert np.max(np.abs(discrepancy(orig, comp, r.witness[None])[0])) >= eps
+        else:
+            assert r.status == "unknown"
+    # above the root bound nothing needs splitting; well below δ_max a counterexample is found
+    assert decide_relu_split(orig, comp, box.lower, box.upper, 1.01 * root.upper).status == "equivalent"
+    assert decide_relu_split(orig, comp, box.lower, box.upper, 0.5 * dmax, time_limit=20).status == "not_equivalent"
+
+
+def test_splitting_tightens_and_proves_what_the_root_bound_cannot():
+    # ε halfway between δ_max and the root bound: splitting lowers the bound on every instance
+    # and proves some; bounds only (no LPs), so a fully split node may stay above ε (unknown)
+    proved = tighter = 0
+    for seed in range(6):
+        orig, comp, box = _instance(seed)
+        root = decide_relu_split(orig, comp, box.lower, box.upper, 1e9, max_nodes=1)
+        dmax = evaluate(orig, comp, box, method="exact", time_limit=60).delta_max
+        eps = 0.5 * (dmax + root.upper)
+        r = decide_relu_split(orig, comp, box.lower, box.upper, eps, time_limit=20)
+        assert r.status in ("equivalent", "unknown") and r.stats["splits"] > 0
+        assert dmax - 1e-9 <= r.upper <= root.upper
+        proved += r.status == "equivalent"
+        tighter += r.upper < 0.999 * root.upper
+    assert proved >= 1 and tighter >= 4
+
+
+def test_different_architectures_are_refused():
+    orig = random_fnn([20, 10, 3], seed=0)
+    comp = random_fnn([20, 8, 3], seed=0)
+    with pytest.raises(NotImplementedError):
+        decide_relu_split(orig, comp, -np.ones(20), np.ones(20), 1.0)
+
+
+def test_check_on_mnist_uses_relu_splitting(data):
+    from equivrepair.data.mnist import load_mnist
+
+    orig = load_nnet(data / "neurodiff" / "original" / "mnist_relu_3_100.nnet")
+    comp = load_nnet(data / "neurodiff" / "compressed16" / "mnist_relu_3_100_16bit.nnet")
+    X, _ = load_mnist(data / "mnist", split="test", scale="byte", limit=2)
+    for image in (0, 1):  # ±4/255 (raw pixels ±4): image 1 by the root bound, image 0 after splits
+        v = X[image].astype(np.float64)
+        box = Box(np.clip(v - 4, 0, 255), np.clip(v + 4, 0, 255))
+        d = check(orig, comp, box, 1.0, time_limit=30)
+        assert d.verdict == "equivalent", (image, d)
+        assert d.stats["engine"] == "relu-split"
+        assert d.upper < 1.0 and d.lower <= d.upper
