@@ -30,7 +30,7 @@ EXTERNAL_METHODS = ("nnenum", "marabou", "vnncomp-tool")
 METHODS = EXACT_METHODS + BOUND_METHODS + EXTERNAL_METHODS
 
 
-SPLIT_SHARE = 0.5  # check() on many free inputs: ReLU splitting for up to this share of the time limit ...
+SPLIT_SHARE = 0.75  # check() on many free inputs: ReLU splitting for up to this share of the time limit ...
 SPLIT_NODES = 2000  # ... or this many nodes without one, then the compact MILP
 HIGH_DIM = 16  # above this many free inputs, ``exact`` splits ReLUs (MILP) instead of inputs
 
