@@ -585,6 +585,16 @@ def _diff_forward(
     }
 
 
+def _prior_record(prior: dict, lo: np.ndarray, hi: np.ndarray, m: int) -> dict[str, Any]:
+    """What :func:`_diff_forward` records, taken from hidden bounds valid on each box (copies);
+    the output layer, which no back-substitution reads, is left unbounded."""
+    mid, rad = _mid_rad(lo, hi)
+    out = np.full((m, lo.shape[0]), np.inf)
+    rec = {k: [(a.copy(), b.copy()) for a, b in prior[k]] + [(-out, out)] for k in ("pre1", "pre2", "delta")}
+    rec.update(mid=mid, rad=rad)
+    return rec
+
+
 def _chunks(N: int, width: int, n_in: int) -> list[slice]:
     per = max(1, _CHUNK_ELEMS // max(1, width * (n_in + 1)))
     return [slice(s, min(N, s + per)) for s in range(0, N, per)]
@@ -1119,6 +1129,7 @@ def tiered_objective_bounds(
     trace: list | None = None,
     prior: dict | None = None,
     grad: bool = True,
+    forward: bool = True,
 ) -> ObjectiveBounds:
     """:func:`differential_objective_bounds` in tiers, reusing one forward pass: every box gets the
     forward pass and the back-substitution of the rows C ("none"); the boxes whose bound of some
@@ -1131,7 +1142,8 @@ def tiered_objective_bounds(
     receives, per chunk, (box indices, crown bounds, crown+delta bounds) of the boxes that got
     the last tier. ``prior``: hidden bounds valid on each box (see :func:`_diff_forward`); the
     result's ``hidden`` holds the bounds used, for the children of these boxes. ``grad=False``:
-    no interval gradients (``grad`` is None)."""
+    no interval gradients (``grad`` is None). ``forward=False`` (with ``prior``): no forward
+    pass; the tiers start from the prior bounds as they are, and ``forward`` is +inf."""
     from .symbolic import tighten_unstable
 
     n1, n2 = normalise(orig), normalise(comp)
@@ -1152,12 +1164,17 @@ def tiered_objective_bounds(
     for s in _chunks(N, 3 * width, orig.n_inputs):
         clo, chi = lo2[s], hi2[s]
         cp = None if prior is None else {k: [(a[:, s], b[:, s]) for a, b in v] for k, v in prior.items()}
-        f = _diff_forward(n1.layers, n2.layers, clo, chi, cp)
-        ub, gx = _diff_backsub(n1.layers, n2.layers, f, K - 1, C)
-        dl, du = f["delta"][-1]
-        fw = (np.maximum(C, 0.0) @ du + np.minimum(C, 0.0) @ dl).T
-        fw = fw + FP_REL * (np.abs(C) @ (np.abs(dl) + np.abs(du))).T
-        ub = np.minimum(ub, fw)
+        if forward or cp is None:
+            f = _diff_forward(n1.layers, n2.layers, clo, chi, cp)
+            ub, gx = _diff_backsub(n1.layers, n2.layers, f, K - 1, C)
+            dl, du = f["delta"][-1]
+            fw = (np.maximum(C, 0.0) @ du + np.minimum(C, 0.0) @ dl).T
+            fw = fw + FP_REL * (np.abs(C) @ (np.abs(dl) + np.abs(du))).T
+            ub = np.minimum(ub, fw)
+        else:
+            f = _prior_record(cp, clo, chi, n1.n_outputs)
+            ub, gx = _diff_backsub(n1.layers, n2.layers, f, K - 1, C)
+            fw = np.full_like(ub, np.inf)
         pre1 = [(a.copy(), b.copy()) for a, b in f["pre1"]]
         pre2 = [(a.copy(), b.copy()) for a, b in f["pre2"]]
         dlt = [(a.copy(), b.copy()) for a, b in f["delta"]]

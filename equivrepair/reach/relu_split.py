@@ -204,9 +204,13 @@ def decide_relu_split(
         stats["bound_calls"] += 1
         stats["nodes"] += n
         tb = time.perf_counter()
+        # children skip the forward pass: their parent's bounds and the clamp, re-tightened by the
+        # back-substitution tiers, bound as well per node and cost a quarter (MNIST ±4 image 7,
+        # 14 s: 457 nodes to 1.0133 instead of 121 to 1.0199; ±6 image 3 proved instead of 1.094)
         ob = tiered_objective_bounds(
-            n1, n2, np.tile(lo, (n, 1)), np.tile(hi, (n, 1)), C[rows], thresh[rows], prior=prior, grad=False
-        )
+            n1, n2, np.tile(lo, (n, 1)), np.tile(hi, (n, 1)), C[rows], thresh[rows],
+            prior=prior, grad=False, forward=prior is None,
+        )  # fmt: skip
         per_node = (time.perf_counter() - tb) / n
         ub = np.full((n, K), -np.inf)
         ub[:, rows] = ob.upper + FP_SLACK * np.abs(ob.upper)
