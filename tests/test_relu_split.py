@@ -108,3 +108,53 @@ def test_check_on_mnist_uses_relu_splitting(data):
         assert d.verdict == "equivalent", (image, d)
         assert d.stats["engine"] == "relu-split"
         assert d.upper < 1.0 and d.lower <= d.upper
+
+
+@pytest.mark.parametrize("seed", [0, 3, 5])
+def test_each_childs_bound_holds_on_its_own_points(seed):
+    # split every unstable first-layer pair once; sample the box, send each point to the child its
+    # z1 sign selects, and check that child's bound (no forward pass: the parent's bounds plus
+    # the clamp) against the objectives at its points
+    from equivrepair.merge import normalise
+    from equivrepair.reach.bounds import tiered_objective_bounds
+    from equivrepair.reach.relu_split import _objective_matrix
+
+    orig, comp, box = _instance(seed, r=0.2)
+    n1, n2 = normalise(orig), normalise(comp)
+    C = _objective_matrix([0, 1, 2], 3)
+    lo, hi = box.lower[None], box.upper[None]
+    root = tiered_objective_bounds(n1, n2, lo, hi, C, np.full(6, -np.inf), grad=False)
+    l1, u1 = root.hidden["pre1"][0]
+    pairs = np.flatnonzero((l1[:, 0] < 0) & (u1[:, 0] > 0))
+    assert pairs.size >= 2
+    x = box.sample(20000, seed)
+    z1 = x @ n1.layers[0].W.T + n1.layers[0].b
+    vals = discrepancy(orig, comp, x) @ C.T  # (P, 6)
+    for i in pairs:
+        kids = _children(root.hidden, np.array([i]))
+        ob = tiered_objective_bounds(
+            n1, n2, np.repeat(lo, 2, 0), np.repeat(hi, 2, 0), C, np.full(6, -np.inf),
+            prior=kids, grad=False, forward=False,
+        )  # fmt: skip
+        for child, side in ((0, z1[:, i] >= 0), (1, z1[:, i] <= 0)):
+            if not side.any():
+                continue
+            assert np.all(vals[side].max(axis=0) <= ob.upper[child] + 1e-9)
+            # and every hidden bound the child hands its own children holds on its points
+            pts = _pre_activations(n1, n2, x[side])
+            for key in ("pre1", "pre2", "delta"):
+                for (bl, bu), z in zip(ob.hidden[key], pts[key]):
+                    assert np.all(z >= bl[:, child] - 1e-9) and np.all(z <= bu[:, child] + 1e-9), (key, i, child)
+
+
+def _pre_activations(n1: FNN, n2: FNN, x: np.ndarray) -> dict:
+    """z1, z2 and Δz = z1 − z2 of every hidden layer at the points x (rows)."""
+    out = {"pre1": [], "pre2": [], "delta": []}
+    h1 = h2 = x
+    for a, b in zip(n1.layers[:-1], n2.layers[:-1]):
+        z1, z2 = h1 @ a.W.T + a.b, h2 @ b.W.T + b.b
+        out["pre1"].append(z1)
+        out["pre2"].append(z2)
+        out["delta"].append(z1 - z2)
+        h1, h2 = np.maximum(z1, 0), np.maximum(z2, 0)
+    return out
