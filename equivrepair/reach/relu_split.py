@@ -40,7 +40,9 @@ from ..nets.ir import FNN
 from .bounds import same_architecture, tiered_objective_bounds
 
 KEYS = ("pre1", "pre2", "delta")
-FP_SLACK = 1e-9  # relative inflation of each bound (as the input-splitting branch and bound)
+FP_SLACK = 1e-9
+STALL_ROUNDS = 8  # stop when, over this many rounds, the largest bound fell by less than ...
+STALL_GAIN = 0.05  # ... this fraction of its distance to ε (a MILP decides tight instances better)  # relative inflation of each bound (as the input-splitting branch and bound)
 
 
 @dataclass
@@ -226,6 +228,7 @@ def decide_relu_split(
     witness(local_search(merged, starts, np.argmax(np.abs(C[top]), axis=1), C[top].sum(axis=1), lo, hi, steps=15))
     status = "unknown"
     closed_ub = -np.inf  # the largest bound of an objective when it closed
+    tops: list[float] = []  # the frontier's largest bound, per round
     it = 0
     while True:
         dead = ub < thresh[None, :]
@@ -255,6 +258,13 @@ def decide_relu_split(
             break
         if max_nodes is not None and stats["nodes"] >= max_nodes:
             stats["reason"] = "node limit"
+            break
+        tops.append(float(np.max(ub)))
+        if len(tops) > STALL_ROUNDS and tops[-1 - STALL_ROUNDS] - tops[-1] < STALL_GAIN * (
+            tops[-1 - STALL_ROUNDS] - epsilon
+        ):
+            # the top of the frontier has barely moved towards ε: leave the rest to the MILP
+            stats["reason"] = "stalled"
             break
         it += 1
         sel = np.argsort(-np.max(ub, axis=1))[:take]
@@ -291,6 +301,7 @@ def decide_relu_split(
         }
     stats["time"] = time.perf_counter() - t0
     stats["open"] = int(len(ub))
+    stats["tops"] = tops
     return SplitDecision(
         status, best["val"], upper if status != "not_equivalent" else max(upper, best["val"]), best["x"], stats
     )
