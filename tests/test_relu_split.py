@@ -158,3 +158,35 @@ def _pre_activations(n1: FNN, n2: FNN, x: np.ndarray) -> dict:
         out["delta"].append(z1 - z2)
         h1, h2 = np.maximum(z1, 0), np.maximum(z2, 0)
     return out
+
+
+def test_a_tight_epsilon_is_left_to_the_milp_early():
+    # ε just above δ_max: bounds alone stall; check() must not spend its time limit splitting
+    import time
+
+    orig, comp, box = _instance(1)
+    dmax = evaluate(orig, comp, box, method="exact", time_limit=60).delta_max
+    r = decide_relu_split(orig, comp, box.lower, box.upper, 1.001 * dmax, time_limit=60)
+    assert r.status == "unknown" and r.stats["reason"] in (
+        "stalled",
+        "a node above ε has no unstable ReLU left to split",
+    )
+    assert r.stats["time"] < 10
+    t0 = time.perf_counter()
+    d = check(orig, comp, box, 1.001 * dmax, time_limit=60)
+    assert d.verdict == "equivalent" and time.perf_counter() - t0 < 20
+    assert check(orig, comp, box, 0.999 * dmax, time_limit=60).verdict == "not_equivalent"
+
+
+def test_splitting_stalls_early_on_a_tight_mnist_instance(data):
+    # image 2 at ±1: δ_max = 0.13565 (exact, README); ε 3 % above it cannot be proved by bounds
+    # in reasonable time: the split must give up after a few rounds (it used to take 45 s)
+    from equivrepair.data.mnist import load_mnist
+
+    orig = load_nnet(data / "neurodiff" / "original" / "mnist_relu_3_100.nnet")
+    comp = load_nnet(data / "neurodiff" / "compressed16" / "mnist_relu_3_100_16bit.nnet")
+    X, _ = load_mnist(data / "mnist", split="test", scale="byte", limit=3)
+    v = X[2].astype(np.float64)
+    r = decide_relu_split(orig, comp, np.clip(v - 1, 0, 255), np.clip(v + 1, 0, 255), 0.1397, time_limit=60)
+    assert r.status == "unknown" and r.stats["reason"] == "stalled" and r.stats["time"] < 10
+    assert r.lower <= 0.13566 and r.upper >= 0.13564
