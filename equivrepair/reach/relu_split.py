@@ -23,7 +23,9 @@ worse child is lowest is kept. Image 7 at 12 s: 2 candidates a split 1.0705 → 
 candidates 1.0705 → 1.020; image 15 proved in 4.6 s with 12, not at all with 2.
 
 Only bounds, no LPs: a node whose unstable ReLUs are all split is not exact, so the method decides
-or stops, never claims δ_max. Counterexamples are concrete inputs (the bound's maximising vertices
+or stops, never claims δ_max. It also stops when the frontier's top bound stalls (``STALL_*``):
+with ε just above δ_max (MNIST ±1/255 image 2, ε = 1.03·δ_max) bounds would grind for the whole
+time limit where the MILP decides in seconds. Counterexamples are concrete inputs (the bound's maximising vertices
 and a sign-gradient search), re-evaluated on the original networks.
 """
 
