@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_engine import perturbed
 
 from equivrepair.nets.ir import FNN, random_fnn
 from equivrepair.nets.nnet_io import load_nnet
@@ -14,18 +15,9 @@ from equivrepair.reach.relu_split import _children, decide_relu_split
 from equivrepair.spec.sets import Box
 
 
-def _perturbed(net: FNN, scale: float, seed: int) -> FNN:
-    rng = np.random.default_rng(seed)
-    return FNN.from_arrays(
-        [layer.W + scale * rng.normal(size=layer.W.shape) for layer in net.layers],
-        [layer.b for layer in net.layers],
-        [layer.activation for layer in net.layers],
-    )
-
-
 def _instance(seed: int, n: int = 20, r: float = 0.05):
     orig = random_fnn([n, 10, 10, 3], seed=seed)
-    comp = _perturbed(orig, 0.02, seed + 100)
+    comp = perturbed(orig, 0.02, seed + 100)
     x0 = np.random.default_rng(seed).uniform(-1, 1, n)
     return orig, comp, Box(x0 - r, x0 + r)
 
@@ -116,12 +108,12 @@ def test_each_childs_bound_holds_on_its_own_points(seed):
     # z1 sign selects, and check that child's bound (no forward pass: the parent's bounds plus
     # the clamp) against the objectives at its points
     from equivrepair.merge import normalise
+    from equivrepair.reach.bab import make_objectives, objective_matrix
     from equivrepair.reach.bounds import tiered_objective_bounds
-    from equivrepair.reach.relu_split import _objective_matrix
 
     orig, comp, box = _instance(seed, r=0.2)
     n1, n2 = normalise(orig), normalise(comp)
-    C = _objective_matrix([0, 1, 2], 3)
+    C = objective_matrix(make_objectives([0, 1, 2]), 3)
     lo, hi = box.lower[None], box.upper[None]
     root = tiered_objective_bounds(n1, n2, lo, hi, C, np.full(6, -np.inf), grad=False)
     l1, u1 = root.hidden["pre1"][0]

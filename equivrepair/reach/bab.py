@@ -64,6 +64,14 @@ def make_objectives(outputs: list[int]) -> list[tuple[int, int]]:
     return [(s, j) for j in outputs for s in (1, -1)]
 
 
+def objective_matrix(objectives: list[tuple[int, int]], n_outputs: int) -> np.ndarray:
+    """Rows s·e_j, one per objective (s, j): C (Φ1 − Φ2) are the objectives' values."""
+    C = np.zeros((len(objectives), n_outputs))
+    for k, (s, j) in enumerate(objectives):
+        C[k, j] = s
+    return C
+
+
 class _PriorPool:
     """The hidden bounds carried by the open boxes, one slot (row) per box.
 
@@ -235,9 +243,7 @@ class _DiffBounder:
         self.tiers = ("crown", "crown+delta")
         self._phi: list[float] = []  # observed gap fractions closed by the crown+delta tier
         self._low = np.zeros((0, len(objectives)))
-        self.C = np.zeros((len(objectives), n_outputs))
-        for k, (s, j) in enumerate(objectives):
-            self.C[k, j] = s
+        self.C = objective_matrix(objectives, n_outputs)
 
     @classmethod
     def make(

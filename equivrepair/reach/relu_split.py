@@ -25,8 +25,8 @@ candidates 1.0705 → 1.020; image 15 proved in 4.6 s with 12, not at all with 2
 Only bounds, no LPs: a node whose unstable ReLUs are all split is not exact, so the method decides
 or stops, never claims δ_max. It also stops when the frontier's top bound stalls (``STALL_*``):
 with ε just above δ_max (MNIST ±1/255 image 2, ε = 1.03·δ_max) bounds would grind for the whole
-time limit where the MILP decides in seconds. Counterexamples are concrete inputs (the bound's maximising vertices
-and a sign-gradient search), re-evaluated on the original networks.
+time limit where the MILP decides in seconds. Counterexamples are concrete inputs (the bound's
+maximising vertices and a sign-gradient search), re-evaluated on the original networks.
 """
 
 from __future__ import annotations
@@ -39,12 +39,13 @@ import numpy as np
 
 from ..merge import drop_identity_layers, merge, normalise
 from ..nets.ir import FNN
+from .bab import discrepancy, local_search, make_objectives, objective_matrix
 from .bounds import same_architecture, tiered_objective_bounds
 
 KEYS = ("pre1", "pre2", "delta")
-FP_SLACK = 1e-9
+FP_SLACK = 1e-9  # relative inflation of each bound (as the input-splitting branch and bound)
 STALL_ROUNDS = 8  # stop when, over this many rounds, the largest bound fell by less than ...
-STALL_GAIN = 0.05  # ... this fraction of its distance to ε (a MILP decides tight instances better)  # relative inflation of each bound (as the input-splitting branch and bound)
+STALL_GAIN = 0.05  # ... this fraction of its distance to ε (a MILP decides tight instances better)
 
 
 @dataclass
@@ -57,14 +58,6 @@ class SplitDecision:
     upper: float
     witness: np.ndarray
     stats: dict = field(default_factory=dict)
-
-
-def _objective_matrix(outputs: list[int], m: int) -> np.ndarray:
-    """Rows ±e_j: the signed outputs of Φ1 − Φ2 whose maxima must stay below ε."""
-    C = np.zeros((2 * len(outputs), m))
-    for k, j in enumerate(outputs):
-        C[2 * k, j], C[2 * k + 1, j] = 1.0, -1.0
-    return C
 
 
 def _split_scores(nets: tuple[FNN, FNN], hidden: dict, C: np.ndarray, open_: np.ndarray) -> list[np.ndarray]:
@@ -178,8 +171,6 @@ def decide_relu_split(
     of ``2·strong`` candidate pairs (strong branching: their children are bounded). Stops early
     when a node above ε has nothing left to split (``stats["reason"]``). Needs the same
     architecture (after :func:`normalise`); raises ``NotImplementedError`` otherwise."""
-    from .bab import discrepancy, local_search
-
     t0 = time.perf_counter()
     n1, n2 = normalise(drop_identity_layers(orig)), normalise(drop_identity_layers(comp))
     if not same_architecture(n1, n2):
@@ -187,7 +178,7 @@ def decide_relu_split(
     lo = np.asarray(lo, dtype=np.float64).ravel()
     hi = np.asarray(hi, dtype=np.float64).ravel()
     outputs = list(range(orig.n_outputs)) if outputs is None else list(outputs)
-    C = _objective_matrix(outputs, n1.n_outputs)
+    C = objective_matrix(make_objectives(outputs), n1.n_outputs)
     K = len(C)
     thresh = np.full(K, float(epsilon))
     merged = merge(n1, n2)
