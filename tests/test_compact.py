@@ -214,7 +214,7 @@ def test_exact_with_highs_options_gives_the_same_delta_and_rejects_bad_options()
     c = np.random.default_rng(0).uniform(-1, 1, n)
     box = Box(c - 0.05, c + 0.05)
     base = evaluate(orig, comp, box, method="exact", time_limit=60)
-    opts = {"mip_pscost_minreliable": 0, "presolve": "off"}
+    opts = {"mip_pscost_minreliable": 0, "presolve": "on"}
     tuned = evaluate(orig, comp, box, method="exact", time_limit=60, highs_options=opts)
     assert base.status == tuned.status == "exact"
     assert abs(base.delta_max - tuned.delta_max) <= max(1e-6, 1e-4 * base.delta_max) + 1e-6

@@ -182,3 +182,25 @@ def test_splitting_stalls_early_on_a_tight_mnist_instance(data):
     r = decide_relu_split(orig, comp, np.clip(v - 1, 0, 255), np.clip(v + 1, 0, 255), 0.1397, time_limit=60)
     assert r.status == "unknown" and r.stats["reason"] == "stalled" and r.stats["time"] < 10
     assert r.lower <= 0.13566 and r.upper >= 0.13564
+
+
+def test_the_milp_stage_keeps_its_time_limit_on_a_large_mnist_ball(data):
+    # image 1 at ±8/255 is undecided at ε = 1. The MILP stage of check() used to overrun its
+    # limit by 3-4 s: HiGHS's MIP presolve (about 4 s on this model) ignores the time limit.
+    # The compact MILP now runs without presolve.
+    import time
+
+    from equivrepair.data.mnist import load_mnist
+    from equivrepair.reach.milp import method_milp
+
+    orig = load_nnet(data / "neurodiff" / "original" / "mnist_relu_3_100.nnet")
+    comp = load_nnet(data / "neurodiff" / "compressed16" / "mnist_relu_3_100_16bit.nnet")
+    X, _ = load_mnist(data / "mnist", split="test", scale="byte", limit=2)
+    v = X[1].astype(np.float64)
+    box = Box(np.clip(v - 8, 0, 255), np.clip(v + 8, 0, 255))
+    t0 = time.perf_counter()
+    d = method_milp(orig, comp, box, time_limit=9, compact=True, backend="highs", mode="decide", epsilon=1.0)
+    took = time.perf_counter() - t0
+    assert d.status == "bounded" and d.lower < 1.0 <= d.upper, d
+    assert d.stats["milps"] >= 1  # the MILPs ran (after the LP bounds)
+    assert took < 9 + 0.6, took  # before: 10.0 s
