@@ -15,6 +15,16 @@ from equivrepair.reach.relu_split import _children, decide_relu_split
 from equivrepair.spec.sets import Box
 
 
+def _mnist_pair(data, images: int) -> tuple[FNN, FNN, np.ndarray]:
+    """mnist_relu_3_100, its 16-bit copy (raw pixels 0-255) and the first MNIST test images as bytes."""
+    from equivrepair.data.mnist import load_mnist
+
+    orig = load_nnet(data / "neurodiff" / "original" / "mnist_relu_3_100.nnet")
+    comp = load_nnet(data / "neurodiff" / "compressed16" / "mnist_relu_3_100_16bit.nnet")
+    X, _ = load_mnist(data / "mnist", split="test", scale="byte", limit=images)
+    return orig, comp, X
+
+
 def _instance(seed: int, n: int = 20, r: float = 0.05):
     orig = random_fnn([n, 10, 10, 3], seed=seed)
     comp = perturbed(orig, 0.02, seed + 100)
@@ -88,11 +98,7 @@ def test_different_architectures_are_refused():
 
 
 def test_check_on_mnist_uses_relu_splitting(data):
-    from equivrepair.data.mnist import load_mnist
-
-    orig = load_nnet(data / "neurodiff" / "original" / "mnist_relu_3_100.nnet")
-    comp = load_nnet(data / "neurodiff" / "compressed16" / "mnist_relu_3_100_16bit.nnet")
-    X, _ = load_mnist(data / "mnist", split="test", scale="byte", limit=2)
+    orig, comp, X = _mnist_pair(data, 2)
     for image in (0, 1):  # ±4/255 (raw pixels ±4): image 1 by the root bound, image 0 after splits
         v = X[image].astype(np.float64)
         box = Box(np.clip(v - 4, 0, 255), np.clip(v + 4, 0, 255))
@@ -173,11 +179,7 @@ def test_a_tight_epsilon_is_left_to_the_milp_early():
 def test_splitting_stalls_early_on_a_tight_mnist_instance(data):
     # image 2 at ±1: δ_max = 0.13565 (exact, README); ε 3 % above it cannot be proved by bounds
     # in reasonable time: the split must give up after a few rounds (it used to take 45 s)
-    from equivrepair.data.mnist import load_mnist
-
-    orig = load_nnet(data / "neurodiff" / "original" / "mnist_relu_3_100.nnet")
-    comp = load_nnet(data / "neurodiff" / "compressed16" / "mnist_relu_3_100_16bit.nnet")
-    X, _ = load_mnist(data / "mnist", split="test", scale="byte", limit=3)
+    orig, comp, X = _mnist_pair(data, 3)
     v = X[2].astype(np.float64)
     r = decide_relu_split(orig, comp, np.clip(v - 1, 0, 255), np.clip(v + 1, 0, 255), 0.1397, time_limit=60)
     assert r.status == "unknown" and r.stats["reason"] == "stalled" and r.stats["time"] < 10
@@ -190,12 +192,9 @@ def test_the_milp_stage_keeps_its_time_limit_on_a_large_mnist_ball(data):
     # The compact MILP now runs without presolve.
     import time
 
-    from equivrepair.data.mnist import load_mnist
     from equivrepair.reach.milp import method_milp
 
-    orig = load_nnet(data / "neurodiff" / "original" / "mnist_relu_3_100.nnet")
-    comp = load_nnet(data / "neurodiff" / "compressed16" / "mnist_relu_3_100_16bit.nnet")
-    X, _ = load_mnist(data / "mnist", split="test", scale="byte", limit=2)
+    orig, comp, X = _mnist_pair(data, 2)
     v = X[1].astype(np.float64)
     box = Box(np.clip(v - 8, 0, 255), np.clip(v + 8, 0, 255))
     t0 = time.perf_counter()
