@@ -57,3 +57,30 @@ def test_verify_bad_input_exit_3(tmp_path, capsys):
     empty.write_text(json.dumps({"lower": [0, 1, 0], "upper": [1, 0, 1]}))
     assert main(["verify", str(a), str(b), "--input-set", str(empty)]) == 3
     assert "empty" in capsys.readouterr().err
+
+
+def test_verify_rejects_bad_limits_and_names_the_values(tmp_path, capsys):
+    """A negative or zero timeout, zero workers, a negative tolerance: exit 3 with the value named
+    (before, they ran on as if no limit or one worker had been given)."""
+    a, b, box = _pair(tmp_path)
+    base = ["verify", str(a), str(b), "--input-set", str(box), "--quiet"]
+    for flag, value, said in (
+        ("--timeout", "-5", "timeout must be a positive number, got '-5'"),
+        ("--timeout", "0", "timeout must be a positive number, got '0'"),
+        ("--workers", "0", "workers must be at least 1, got '0'"),
+        ("--atol", "-1e-6", "atol must be a number >= 0"),
+        ("--rtol", "nan", "rtol must be a number >= 0"),
+    ):
+        assert main(base + [f"{flag}={value}"]) == 3, flag
+        assert said in capsys.readouterr().err
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"lower": [0, 1.5, 0], "upper": [1, 0.25, 1]}))
+    assert main(["verify", str(a), str(b), "--input-set", str(empty)]) == 3
+    assert "dimension 1 has lower 1.5 > upper 0.25" in capsys.readouterr().err
+
+
+def test_verify_identical_networks_print_zero_not_minus_zero(tmp_path, capsys):
+    a, _, box = _pair(tmp_path)
+    assert main(["verify", str(a), str(a), "--input-set", str(box), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "delta_max = 0 " in out and "in [0, 0]" in out and "= -0" not in out and ", -0]" not in out

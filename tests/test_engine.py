@@ -3,6 +3,8 @@ independent exact methods (branch and bound, star enumeration, MILP) agree."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -191,8 +193,8 @@ def test_dimension_mismatch_is_rejected():
     net = random_fnn([3, 4, 2], 0)
     with pytest.raises(InputSetError, match="3 inputs"):
         evaluate(net, net, Box(np.zeros(2), np.ones(2)))
-    other = random_fnn([3, 4, 3], 0)
-    with pytest.raises(InputSetError, match="output size"):
+    other = dataclasses.replace(random_fnn([3, 4, 3], 0), name="small")
+    with pytest.raises(InputSetError, match="output size: Φ1 .* has 2 outputs, Φ2 small has 3"):
         evaluate(net, other, Box(np.zeros(3), np.ones(3)))
     with pytest.raises(InputSetError, match="epsilon"):
         check(net, net, Box(np.zeros(3), np.ones(3)), epsilon=-1)
@@ -410,3 +412,25 @@ def test_strong_branching_agrees_with_smear_branching():
     assert float(np.max(strong.lower)) <= up
     x = np.random.default_rng(0).uniform(lo, hi, size=(50_000, lo.size))
     assert np.max(np.abs(orig.forward(x) - comp.forward(x))) <= up + 1e-9
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(time_limit=0), "time_limit"),
+        (dict(time_limit=-1.0), "time_limit"),
+        (dict(time_limit=float("nan")), "time_limit"),
+        (dict(workers=0), "workers"),
+        (dict(workers=1.5), "workers"),
+        (dict(atol=-1e-6), "atol"),
+        (dict(rtol=float("inf")), "rtol"),
+    ],
+)
+def test_bad_limits_are_rejected_not_ignored(kwargs, match):
+    net = random_fnn([3, 4, 2], 0)
+    box = Box(np.zeros(3), np.ones(3))
+    with pytest.raises(ValueError, match=match):
+        evaluate(net, net, box, **kwargs)
+    if "time_limit" in kwargs:
+        with pytest.raises(ValueError, match=match):
+            check(net, net, box, 0.1, **kwargs)

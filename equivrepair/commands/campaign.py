@@ -12,6 +12,8 @@ import signal
 import sys
 from pathlib import Path
 
+from .common import positive
+
 EXAMPLE = """jobs CSV, one job per row (header optional, '#' comments, paths relative to the CSV's folder):
   orig,comp,input_set,epsilon,timeout
   ../shared/data/acasxu/ACASXU_run2a_1_1_batch_2000.onnx,comp_1_1.onnx,box_1.json,0.05,60
@@ -46,7 +48,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     from ..reach.api import METHODS
 
     p.add_argument("--method", default="exact", choices=METHODS, help="verification method for every job (exact)")
-    p.add_argument("--timeout", type=float, metavar="S", help="time limit for jobs whose row gives none")
+    p.add_argument("--timeout", type=positive("timeout"), metavar="S", help="time limit for jobs whose row gives none")
     p.add_argument(
         "--grace",
         type=float,

@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from .common import positive
+
 EXAMPLE = """examples:
   equivrepair verify orig.onnx comp.onnx --input-set box.json --certificate cert.json
   equivrepair check-certificate cert.json --orig orig.onnx --comp comp.onnx
@@ -60,7 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="LPs for ReLU phase splits per leaf and objective (64)",
     )
-    p.add_argument("--timeout", type=float, help="give up (reject) after this many seconds")
+    p.add_argument("--timeout", type=positive("timeout"), help="give up (reject) after this many seconds")
     p.add_argument(
         "--fallback",
         choices=("milp", "lp", "none"),

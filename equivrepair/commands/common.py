@@ -8,16 +8,41 @@ from pathlib import Path
 from typing import Any
 
 
-def positive(kind: str):
-    """argparse type: a finite number > 0."""
+def _number(kind: str, ok: Any, requirement: str):
+    """argparse type: a finite float for which ``ok(v)`` holds."""
 
     def parse(text: str) -> float:
         try:
             v = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{kind} must be a number, got {text!r}") from None
-        if not (math.isfinite(v) and v > 0):
-            raise argparse.ArgumentTypeError(f"{kind} must be a positive number, got {text!r}")
+        if not (math.isfinite(v) and ok(v)):
+            raise argparse.ArgumentTypeError(f"{kind} must be {requirement}, got {text!r}")
+        return v
+
+    return parse
+
+
+def positive(kind: str):
+    """argparse type: a finite number > 0."""
+    return _number(kind, lambda v: v > 0, "a positive number")
+
+
+def non_negative(kind: str):
+    """argparse type: a finite number >= 0."""
+    return _number(kind, lambda v: v >= 0, "a number >= 0")
+
+
+def positive_int(kind: str):
+    """argparse type: an integer >= 1."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{kind} must be an integer, got {text!r}") from None
+        if v < 1:
+            raise argparse.ArgumentTypeError(f"{kind} must be at least 1, got {text!r}")
         return v
 
     return parse

@@ -9,7 +9,15 @@ import sys
 import numpy as np
 
 from ..cli import EXIT_NOT_EQUIVALENT, EXIT_OK, EXIT_UNKNOWN
-from .common import add_input_set_args, add_network_args, load_pair, resolve_input_set
+from .common import (
+    add_input_set_args,
+    add_network_args,
+    load_pair,
+    non_negative,
+    positive,
+    positive_int,
+    resolve_input_set,
+)
 
 EXAMPLE = """examples:
   equivrepair verify orig.onnx comp.onnx --input-set prop_1.vnnlib
@@ -34,10 +42,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", default="exact", choices=METHODS, help="verification method (default: exact)")
     p.add_argument("--epsilon", type=float, help="decide whether |Φ1 − Φ2|_j < ε everywhere on the set")
     p.add_argument("--outputs", help="comma-separated output indices to consider (default: all)")
-    p.add_argument("--timeout", type=float, help="time limit in seconds (returns the bounds so far)")
-    p.add_argument("--atol", type=float, default=None, help="absolute tolerance of exact methods")
-    p.add_argument("--rtol", type=float, default=None, help="relative tolerance of exact methods")
-    p.add_argument("--workers", type=int, default=1, help="worker processes for the exact method")
+    p.add_argument("--timeout", type=positive("timeout"), help="time limit in seconds (returns the bounds so far)")
+    p.add_argument("--atol", type=non_negative("atol"), default=None, help="absolute tolerance of exact methods")
+    p.add_argument("--rtol", type=non_negative("rtol"), default=None, help="relative tolerance of exact methods")
+    p.add_argument("--workers", type=positive_int("workers"), default=1, help="worker processes for the exact method")
     p.add_argument(
         "--tight-intervals",
         action="store_true",

@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+from .common import positive
+
 EXAMPLE = """\
 examples:
   equivrepair vnnlib ../shared/data/acasxu/ACASXU_run2a_1_1_batch_2000.onnx ../shared/data/acasxu/prop_1.vnnlib \\
@@ -33,7 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("network", help="network: .onnx, .nnet, .pt")
     p.add_argument("property", help="VNN-LIB property (.vnnlib or .vnnlib.gz)")
-    p.add_argument("--timeout", type=float, default=None, metavar="S", help="time limit in seconds (default: none)")
+    p.add_argument(
+        "--timeout", type=positive("timeout"), default=None, metavar="S", help="time limit in seconds (default: none)"
+    )
     p.add_argument("--result", metavar="FILE", help="write the VNN-COMP result file here")
     p.add_argument("--json", metavar="OUT", help="write a machine-readable record ('-' for stdout)")
     p.add_argument("--seed", type=int, default=0, help="seed of the counterexample search (0)")

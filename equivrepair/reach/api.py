@@ -83,10 +83,12 @@ def _bab_only(options: dict[str, Any], box: Box) -> None:
 
 
 def _validate(orig: FNN, comp: FNN, input_set: Box, outputs: list[int] | None) -> list[int]:
-    if orig.n_inputs != comp.n_inputs:
-        raise InputSetError(f"networks differ in input size: {orig.n_inputs} vs {comp.n_inputs}")
-    if orig.n_outputs != comp.n_outputs:
-        raise InputSetError(f"networks differ in output size: {orig.n_outputs} vs {comp.n_outputs}")
+    for what, a, b in (("input", orig.n_inputs, comp.n_inputs), ("output", orig.n_outputs, comp.n_outputs)):
+        if a != b:
+            raise InputSetError(
+                f"networks differ in {what} size: Φ1 {orig.name or '(orig)'} has {a} {what}s, "
+                f"Φ2 {comp.name or '(comp)'} has {b}"
+            )
     if not isinstance(input_set, Box):
         raise InputSetError(f"input set must be a Box (see equivrepair.spec.sets), got {type(input_set).__name__}")
     input_set.check_dim(orig.n_inputs)
@@ -165,6 +167,18 @@ def _one_blas_thread(fn: Callable) -> Callable:
 
 
 @_one_blas_thread
+def _check_limits(time_limit: float | None, workers: int = 1, atol: float = 0.0, rtol: float = 0.0) -> None:
+    """A time limit must be a positive number of seconds (or None), workers a positive count,
+    tolerances finite and non-negative: anything else is an input error, not a silent default."""
+    if time_limit is not None and not (np.isfinite(time_limit) and time_limit > 0):
+        raise ValueError(f"time_limit must be a positive number of seconds or None, got {time_limit!r}")
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    for name, v in (("atol", atol), ("rtol", rtol)):
+        if not (np.isfinite(v) and v >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+
+
 def evaluate(
     orig: FNN,
     comp: FNN,
@@ -186,6 +200,7 @@ def evaluate(
     of max(|end|, δ_max) — several times the work. ``stats["interval_gaps"]`` records, per output,
     how far each interval end may still be from the truth.
     """
+    _check_limits(time_limit, workers, atol, rtol)
     outputs = _validate(orig, comp, input_set, outputs)
     if method in ("exact", "star-enum") and not input_set.has_constraints:
         o2, c2, small, free = fold_fixed_inputs(orig, comp, input_set)
@@ -445,6 +460,7 @@ def check(
     """
     if not np.isfinite(epsilon) or epsilon <= 0:
         raise InputSetError(f"epsilon must be a positive number, got {epsilon!r}")
+    _check_limits(time_limit)
     outputs = _validate(orig, comp, input_set, outputs)
     if method == "exact" and not input_set.has_constraints:
         o2, c2, small, free = fold_fixed_inputs(orig, comp, input_set)

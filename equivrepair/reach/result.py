@@ -38,7 +38,11 @@ class Discrepancy:
     stars: list[Any] | None = None  # star-enum keeps the reachable output set here
 
     def __post_init__(self) -> None:
-        self.per_output = np.asarray(self.per_output, dtype=np.float64).reshape(-1, 2)
+        # + 0.0 turns a −0.0 (from negating a zero bound) into 0.0: "delta_max = -0" misleads
+        self.per_output = np.asarray(self.per_output, dtype=np.float64).reshape(-1, 2) + 0.0
+        self.lower, self.upper = float(self.lower) + 0.0, float(self.upper) + 0.0
+        if self.delta_max is not None:
+            self.delta_max = float(self.delta_max) + 0.0
         if self.witness is not None:
             self.witness = np.asarray(self.witness, dtype=np.float64)
 

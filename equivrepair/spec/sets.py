@@ -47,7 +47,9 @@ class Box:
                 )
         if np.any(lo > hi):
             i = int(np.argmax(lo > hi))
-            raise InputSetError(f"input set{where} is empty: dimension {i} has lower {lo[i]!r} > upper {hi[i]!r}")
+            raise InputSetError(
+                f"input set{where} is empty: dimension {i} has lower {float(lo[i]):.17g} > upper {float(hi[i]):.17g}"
+            )
         lo.setflags(write=False)
         hi.setflags(write=False)
         object.__setattr__(self, "lower", lo)
