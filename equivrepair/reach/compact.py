@@ -55,6 +55,7 @@ def build_compact(
     prev_lo, prev_hi = lo, hi
     int_cols: list[np.ndarray] = []
     n_unstable = 0
+    layout: list[dict[str, tuple[np.ndarray, np.ndarray]]] = []
     for i in range(n_hidden):
         W, bias = layers[i].W, layers[i].b
         zl, zu = layer_bounds(W, bias, pre_bounds[i], prev_lo, prev_hi)
@@ -87,15 +88,18 @@ def build_compact(
             M[np.arange(k.size), zcol[k]] = 1.0
             b.add_dense_rows(M, np.arange(b.n_cols), zc[k], zc[k])
         ku = np.flatnonzero(unstable)
+        dcol = np.zeros(0, dtype=int)
         if ku.size:
             acol[ku] = b.add_cols(np.zeros(ku.size), np.maximum(zu[ku], 0.0))
             unstable_rows(b, zcol[ku], acol[ku], zl[ku], zu[ku], integer, int_cols)
+            dcol = int_cols[-1] if integer else dcol
         # twins that are stable still need an activation column for the cuts
         ka = np.flatnonzero(needed & active)
         acol[ka] = zcol[ka]
         kd = np.flatnonzero(needed & ~active & ~unstable)
         if kd.size:
             acol[kd] = b.add_cols(np.zeros(kd.size), np.zeros(kd.size))
+        layout.append({"z": (k, zcol[k]), "a": (ku, acol[ku]), "phase": (ku[: dcol.size], dcol)})
         if pairs:
             half = n // 2
             difference_cuts(b, zcol, acol, zl, zu, unstable, dl, du, needed[:half])
@@ -125,4 +129,23 @@ def build_compact(
         b.add_dense_rows(A, x_cols, np.full(cc.size, -np.inf), cc)
     Am, rl, ru, cl, cu = b.build()
     ints = np.concatenate(int_cols) if int_cols else np.zeros(0, dtype=int)
-    return LPModel(Am, rl, ru, cl, cu, x_cols, y, ints, n_unstable)
+    return LPModel(Am, rl, ru, cl, cu, x_cols, y, ints, n_unstable, layout)
+
+
+def model_point(net: FNN, model: LPModel, x: np.ndarray) -> np.ndarray | None:
+    """Every column of a :func:`build_compact` model at input ``x``: the pre-activations,
+    activations and phases (binaries) of the network at x, and its outputs — a complete MIP
+    start. Clipped to the column bounds (they hold at x up to round-off); None for other models."""
+    if model.layout is None:
+        return None
+    v = np.zeros(model.n_cols)
+    h = np.asarray(x, dtype=np.float64)
+    v[model.x_cols] = h
+    for layer, cols in zip(net.layers, model.layout):
+        z = layer.W @ h + layer.b
+        for key, val in (("z", z), ("a", np.maximum(z, 0.0)), ("phase", (z > 0.0).astype(np.float64))):
+            idx, col = cols[key]
+            v[col] = val[idx]
+        h = np.maximum(z, 0.0)
+    v[model.y_cols] = net.layers[-1].W @ h + net.layers[-1].b
+    return np.clip(v, model.col_lower, model.col_upper)

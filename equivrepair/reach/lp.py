@@ -58,6 +58,7 @@ class LPModel:
     y_cols: np.ndarray
     integer_cols: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
     n_unstable: int = 0
+    layout: list | None = None  # per hidden layer, which neuron each column holds (compact models)
 
     @property
     def n_cols(self) -> int:

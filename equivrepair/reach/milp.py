@@ -29,7 +29,7 @@ import numpy as np
 from ..nets.ir import FNN
 from ..spec.sets import Box
 from .bounds import best_witness, default_candidates, differential_output_bounds, merged_pre_bounds
-from .compact import build_compact
+from .compact import build_compact, model_point
 from .lp import LPModel, build_relaxation, highs_model, lp_bounds_merged, run_highs, set_highs_options
 from .result import Discrepancy
 
@@ -207,7 +207,11 @@ class _HighsMILP:
         event.interrupt(bool(stop))
 
     def solve(
-        self, cost_full: np.ndarray, time_limit: float | None, stop: tuple[float, float] | None = None
+        self,
+        cost_full: np.ndarray,
+        time_limit: float | None,
+        stop: tuple[float, float] | None = None,
+        start: np.ndarray | None = None,
     ) -> dict[str, Any]:
         """Minimise cost·v over the MILP (HiGHS's dual bound is what the caller may trust).
 
@@ -215,18 +219,28 @@ class _HighsMILP:
         to be at least that) or an incumbent is <= primal (a solution that good exists); the
         status is then ``interrupted`` with the bound and incumbent at that moment."""
         self.stop = stop
-        out = self._solve(cost_full, time_limit, self.presolve)
+        out = self._solve(cost_full, time_limit, self.presolve, start)
         if out["status"] == "infeasible" and self.presolve != "off":
             # never true (a witness exists): presolve numerics, retry
-            out = self._solve(cost_full, time_limit, "off")
+            out = self._solve(cost_full, time_limit, "off", start)
             out["retried"] = True
         return out
 
-    def _solve(self, cost: np.ndarray, time_limit: float | None, presolve: str) -> dict[str, Any]:
+    def _solve(
+        self, cost: np.ndarray, time_limit: float | None, presolve: str, start: np.ndarray | None = None
+    ) -> dict[str, Any]:
         hp, h = self.hp, self.h
         h.setOptionValue("presolve", presolve)
         h.setOptionValue("time_limit", float(max(time_limit, 1e-3)) if time_limit is not None else float("inf"))
         h.changeColsCost(self.idx.size, self.idx, np.asarray(cost, dtype=np.float64))
+        if start is not None:
+            # a complete solution (every column: a partial one makes HiGHS solve the whole MIP
+            # once more to complete it); HiGHS checks it and keeps it as the first incumbent if
+            # it is feasible
+            sol = hp.HighsSolution()
+            sol.col_value = np.asarray(start, dtype=np.float64)
+            sol.value_valid = True
+            h.setSolution(sol)
         run_highs(h)
         ms = h.getModelStatus()
         info = h.getInfo()
@@ -260,6 +274,30 @@ class _HighsMILP:
         return out
 
 
+class _StartPool:
+    """Points of the set seen so far (candidates, LP optima, MILP incumbents) with their Φ1 − Φ2,
+    so that each MILP starts from the best known point for its own objective (a MIP start)."""
+
+    def __init__(self, orig: FNN, comp: FNN, box: Box, points: np.ndarray) -> None:
+        self.orig, self.comp, self.box = orig, comp, box
+        self.x = np.zeros((0, box.dim))
+        self.d = np.zeros((0, orig.n_outputs))
+        self.add(points)
+
+    def add(self, points: np.ndarray) -> None:
+        x = np.clip(np.atleast_2d(points), self.box.lower, self.box.upper)
+        x = x[np.all(np.isfinite(x), axis=1)]
+        if self.box.has_constraints:
+            x = x[np.atleast_1d(self.box.contains(x, tol=0.0))]
+        if x.shape[0]:
+            self.x = np.vstack([self.x, x])
+            self.d = np.vstack([self.d, self.orig.forward(x) - self.comp.forward(x)])
+
+    def best_for(self, k: int, s: int) -> np.ndarray | None:
+        """The known point with the largest s·(Φ1 − Φ2)_k."""
+        return self.x[int(np.argmax(s * self.d[:, k]))] if self.x.shape[0] else None
+
+
 def method_milp(
     orig: FNN,
     comp: FNN,
@@ -277,6 +315,7 @@ def method_milp(
     rtol: float | None = None,
     epsilon: float | None = None,
     highs_options: dict[str, Any] | None = None,
+    mip_start: bool = True,
 ) -> Discrepancy:
     """δ̃ = max_x |Φ1(x) − Φ2(x)|∞ over ``box`` by big-M MILP (see the module docstring).
 
@@ -291,6 +330,11 @@ def method_milp(
 
     ``highs_options`` (highspy backend): HiGHS options for every MILP, e.g.
     ``{"mip_pscost_minreliable": 0}``, applied over the defaults of :class:`_HighsMILP`.
+
+    ``mip_start`` (highspy backend, compact model): each MILP starts from the best point known for
+    its objective (candidates, LP optima, earlier incumbents; :func:`.compact.model_point` fills
+    in every column), so HiGHS prunes against it from the root. Only an incumbent: the bound is
+    still HiGHS's own, and every point is re-evaluated on the original networks.
 
     ``mode="decide"`` (with ``epsilon``) only settles whether |Φ1 − Φ2|∞ < ε: objectives whose
     LP bound is below ε are skipped, every MILP stops once its bound is below ε or an incumbent
@@ -330,6 +374,7 @@ def method_milp(
     m = lo_b.size
     cand = [default_candidates(box, n_samples, seed), lp.x_lower, lp.x_upper]
     best, w, j, _ = best_witness(orig, comp, box, np.vstack(cand))
+    starts = _StartPool(orig, comp, box, np.vstack(cand + ([w[None]] if w is not None else [])))
 
     def _milp_model(lvl: int) -> Any:
         if lvl < 2:
@@ -384,9 +429,13 @@ def method_milp(
         nonlocal level, model, solver, timed_out, best, w, j
         cost = np.zeros(model.n_cols)
         cost[model.y_cols[k]] = -float(s)  # minimise −y for the max, y for the min
-        if mode == "decide" and backend == "highs":
-            # settled once the bound (after the tolerance added below) is under ε, or s·y_k >= ε
-            r = solver.solve(cost, rem, (-(epsilon - tol) / (1.0 + tol) + 1e-12 * (1.0 + epsilon), -epsilon))
+        if backend == "highs":
+            stop = None
+            if mode == "decide":
+                # settled once the bound (after the tolerance added below) is under ε, or s·y_k >= ε
+                stop = (-(epsilon - tol) / (1.0 + tol) + 1e-12 * (1.0 + epsilon), -epsilon)
+            x0 = starts.best_for(k, s) if mip_start else None
+            r = solver.solve(cost, rem, stop, None if x0 is None else model_point(net, model, x0))
         else:
             r = solver.solve(cost, rem)
         while r["status"] == "infeasible" and level < 2:
@@ -412,6 +461,7 @@ def method_milp(
                 per[k, 0] = max(per[k, 0], -side)
         if r["x"] is not None:
             v, wx, wj, _ = best_witness(orig, comp, box, r["x"][None])
+            starts.add(np.vstack([r["x"], wx]) if wx is not None else r["x"][None])
             if wx is not None and v > best:
                 best, w, j = v, wx, wj
 
