@@ -434,3 +434,27 @@ def test_bad_limits_are_rejected_not_ignored(kwargs, match):
     if "time_limit" in kwargs:
         with pytest.raises(ValueError, match=match):
             check(net, net, box, 0.1, **kwargs)
+
+
+def test_public_entry_points_run_with_one_blas_thread(monkeypatch):
+    """evaluate, check and check_top1 run their bounds with one BLAS thread (many small products,
+    which BLAS threads slow down); a helper inserted above one of them once took its decorator."""
+    from threadpoolctl import threadpool_info
+
+    from equivrepair.reach import api
+
+    seen = []
+    real = api._validate
+
+    def spy(*args, **kwargs):
+        seen.append([i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(api, "_validate", spy)
+    net = random_fnn([3, 4, 2], 0)
+    box = Box(np.zeros(3), np.ones(3))
+    api.evaluate(net, net, box, method="interval")
+    api.check(net, net, box, 0.1, method="interval")
+    assert len(seen) >= 2 and all(all(n == 1 for n in s) for s in seen), seen
+    for fn in (api.evaluate, api.check, api.check_top1):
+        assert fn.__wrapped__.__name__ == fn.__name__

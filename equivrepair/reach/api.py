@@ -151,6 +151,18 @@ def _from_objectives(
     )
 
 
+def _check_limits(time_limit: float | None, workers: int = 1, atol: float = 0.0, rtol: float = 0.0) -> None:
+    """A time limit must be a positive number of seconds (or None), workers a positive count,
+    tolerances finite and non-negative: anything else is an input error, not a silent default."""
+    if time_limit is not None and not (np.isfinite(time_limit) and time_limit > 0):
+        raise ValueError(f"time_limit must be a positive number of seconds or None, got {time_limit!r}")
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    for name, v in (("atol", atol), ("rtol", rtol)):
+        if not (np.isfinite(v) and v >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+
+
 def _one_blas_thread(fn: Callable) -> Callable:
     """Run with one BLAS thread: the bounds are many small matrix products, which BLAS threads
     slow down (measured 5-10x on a loaded 2-core machine); parallelism is ``workers``' job."""
@@ -167,18 +179,6 @@ def _one_blas_thread(fn: Callable) -> Callable:
 
 
 @_one_blas_thread
-def _check_limits(time_limit: float | None, workers: int = 1, atol: float = 0.0, rtol: float = 0.0) -> None:
-    """A time limit must be a positive number of seconds (or None), workers a positive count,
-    tolerances finite and non-negative: anything else is an input error, not a silent default."""
-    if time_limit is not None and not (np.isfinite(time_limit) and time_limit > 0):
-        raise ValueError(f"time_limit must be a positive number of seconds or None, got {time_limit!r}")
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
-    for name, v in (("atol", atol), ("rtol", rtol)):
-        if not (np.isfinite(v) and v >= 0):
-            raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
-
-
 def evaluate(
     orig: FNN,
     comp: FNN,
