@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Any
 
 
-def _number(kind: str, ok: Any, requirement: str):
-    """argparse type: a finite float for which ``ok(v)`` holds."""
+def _number(kind: str, ok: Any, requirement: str, convert: Any = float, noun: str = "a number"):
+    """argparse type: a finite ``convert(text)`` for which ``ok(v)`` holds."""
 
-    def parse(text: str) -> float:
+    def parse(text: str) -> Any:
         try:
-            v = float(text)
+            v = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{kind} must be a number, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"{kind} must be {noun}, got {text!r}") from None
         if not (math.isfinite(v) and ok(v)):
             raise argparse.ArgumentTypeError(f"{kind} must be {requirement}, got {text!r}")
         return v
@@ -35,17 +35,7 @@ def non_negative(kind: str):
 
 def positive_int(kind: str):
     """argparse type: an integer >= 1."""
-
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{kind} must be an integer, got {text!r}") from None
-        if v < 1:
-            raise argparse.ArgumentTypeError(f"{kind} must be at least 1, got {text!r}")
-        return v
-
-    return parse
+    return _number(kind, lambda v: v >= 1, "at least 1", int, "an integer")
 
 
 def add_network_args(p: argparse.ArgumentParser) -> None:

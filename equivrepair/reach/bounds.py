@@ -1299,6 +1299,15 @@ def discrepancy_at(orig: FNN, comp: FNN, x: np.ndarray) -> np.ndarray:
     return orig.forward(x) - comp.forward(x)
 
 
+def points_in_set(box: Box, points: np.ndarray) -> np.ndarray:
+    """The points clipped to the box, keeping the finite ones that satisfy its constraints."""
+    x = np.clip(np.atleast_2d(np.asarray(points, dtype=np.float64)), box.lower, box.upper)
+    x = x[np.all(np.isfinite(x), axis=1)]
+    if box.has_constraints:
+        x = x[np.atleast_1d(box.contains(x, tol=0.0))]
+    return x
+
+
 def best_witness(
     orig: FNN, comp: FNN, box: Box, candidates: np.ndarray, refine: int = 12
 ) -> tuple[float, np.ndarray | None, int | None, int]:
@@ -1311,10 +1320,7 @@ def best_witness(
     cand = np.atleast_2d(np.asarray(candidates, dtype=np.float64))
     if cand.size == 0:
         return 0.0, None, None, 0
-    cand = np.clip(cand, box.lower, box.upper)
-    cand = cand[np.all(np.isfinite(cand), axis=1)]
-    if box.has_constraints:
-        cand = cand[np.atleast_1d(box.contains(cand, tol=0.0))]
+    cand = points_in_set(box, cand)
     if cand.shape[0] == 0:
         return 0.0, None, None, 0
     d = np.abs(discrepancy_at(orig, comp, cand))

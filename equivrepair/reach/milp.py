@@ -28,7 +28,14 @@ import numpy as np
 
 from ..nets.ir import FNN
 from ..spec.sets import Box
-from .bounds import best_witness, default_candidates, differential_output_bounds, merged_pre_bounds
+from .bounds import (
+    best_witness,
+    default_candidates,
+    differential_output_bounds,
+    discrepancy_at,
+    merged_pre_bounds,
+    points_in_set,
+)
 from .compact import build_compact, model_point
 from .lp import LPModel, build_relaxation, highs_model, lp_bounds_merged, run_highs, set_highs_options
 from .result import Discrepancy
@@ -285,13 +292,10 @@ class _StartPool:
         self.add(points)
 
     def add(self, points: np.ndarray) -> None:
-        x = np.clip(np.atleast_2d(points), self.box.lower, self.box.upper)
-        x = x[np.all(np.isfinite(x), axis=1)]
-        if self.box.has_constraints:
-            x = x[np.atleast_1d(self.box.contains(x, tol=0.0))]
+        x = points_in_set(self.box, points)
         if x.shape[0]:
             self.x = np.vstack([self.x, x])
-            self.d = np.vstack([self.d, self.orig.forward(x) - self.comp.forward(x)])
+            self.d = np.vstack([self.d, discrepancy_at(self.orig, self.comp, x)])
 
     def best_for(self, k: int, s: int) -> np.ndarray | None:
         """The known point with the largest s·(Φ1 − Φ2)_k."""
