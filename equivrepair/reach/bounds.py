@@ -813,25 +813,30 @@ def _diff_backsub(
         dl, du = (a.T for a in f["delta"][j])
         R = _delta_relaxation(l1, u1, l2, u2, dl, du)
         r1, r2 = R["r1"], R["r2"]
-        dzM = np.maximum(np.abs(dl), np.abs(du))[:, None, :]
-        z2M = np.maximum(np.abs(l2), np.abs(u2))[:, None, :]
-        pos = gD > 0.0
-        # (D): gD Δa <= gD (s Δz + t) with the chord of max(0, ·) (gD > 0) or min(0, ·) (gD < 0)
-        use_d = np.where(pos, R["use_u"][:, None, :], R["use_l"][:, None, :])
-        sd = np.where(pos, R["sU"][:, None, :], R["sL"][:, None, :])
-        td = np.where(pos, R["tU"][:, None, :], R["tL"][:, None, :])
-        # (B): gD Δa + g2 a2 = gD a1 + (g2 − gD) a2, each relaxed by the sign of its coefficient
-        s1 = np.where(pos, r1.su[:, None, :], r1.sl[:, None, :])
-        t1 = np.where(pos, r1.tu[:, None, :], 0.0)
-        hD = gD * np.where(use_d, sd, s1)
-        c1 = np.where(use_d, 0.0, gD)  # coefficient of a1 = relu(z2 + Δz) under (B)
-        c2 = np.where(use_d, g2, g2 - gD)
-        c2p = np.maximum(c2, 0.0)
-        s2 = np.where(c2 > 0.0, r2.su[:, None, :], r2.sl[:, None, :])
-        h2 = c1 * s1 + c2 * s2
-        tt = np.where(use_d, gD * td, gD * t1) + c2p * r2.tu[:, None, :]
-        const += tt.sum(axis=2)
-        mag += (np.abs(hD) * dzM + (np.abs(c1 * s1) + np.abs(c2 * s2)) * z2M + np.abs(tt)).sum(axis=2)
+        uu, ul = R["use_u"], R["use_l"]
+        # per neuron and box, for a coefficient gD > 0 (P) and gD <= 0 (N): the slope on Δz (chord
+        # (D), or a1's slope under (B)), a1's slope (0 under (D)), whether gD moves onto a2 (B:
+        # gD Δa + g2 a2 = gD a1 + (g2 − gD) a2) and the intercept
+        kP, kN = np.where(uu, R["sU"], r1.su)[:, None, :], np.where(ul, R["sL"], r1.sl)[:, None, :]
+        bP, bN = np.where(uu, 0.0, r1.su)[:, None, :], np.where(ul, 0.0, r1.sl)[:, None, :]
+        mP, mN = np.where(uu, 0.0, 1.0)[:, None, :], np.where(ul, 0.0, 1.0)[:, None, :]
+        qP, qN = np.where(uu, R["tU"], r1.tu), np.where(ul, R["tL"], 0.0)
+        # a sign split, not np.where (slow on broadcast operands): of the two products in each sum
+        # one is ±0, so every entry is exactly the product the relaxation selects
+        gp, gn = np.maximum(gD, 0.0), np.minimum(gD, 0.0)
+        hD = gp * kP + gn * kN
+        c1s1 = gp * bP + gn * bN
+        cc2 = g2 - (gp * mP + gn * mN)
+        cp, cn = np.maximum(cc2, 0.0), np.minimum(cc2, 0.0)
+        c2s2 = cp * r2.su[:, None, :] + cn * r2.sl[:, None, :]
+        h2 = c1s1 + c2s2
+        # the intercept terms are all >= 0 (gD > 0 times an upper intercept >= 0, gD <= 0 times a
+        # lower one <= 0, cc2⁺ times a2's >= 0), so their sum is also their magnitude
+        tt = ein("nrk,nk->nr", gp, qP) + ein("nrk,nk->nr", gn, qN) + ein("nrk,nk->nr", cp, r2.tu)
+        const += tt
+        mag += tt
+        mag += ein("nrk,nk->nr", np.abs(hD), np.maximum(np.abs(dl), np.abs(du)))
+        mag += ein("nrk,nk->nr", np.abs(c1s1) + np.abs(c2s2), np.maximum(np.abs(l2), np.abs(u2)))
         A, B = l1s[j], l2s[j]
         dW, db = A.W - B.W, A.b - B.b
         const += hD @ db + h2 @ B.b

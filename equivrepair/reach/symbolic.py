@@ -216,7 +216,7 @@ def tighten_unstable(net: FNN, lo: np.ndarray, hi: np.ndarray, pre: list[tuple[n
             zM = np.maximum(np.abs(pl), np.abs(pu))
             aM = xM if j == 0 else np.maximum(pre[j - 1][1], 0.0)
             scale = aM @ absW[j].T + np.abs(net.layers[j].b)  # |W_j| max|a_{j-1}| + |b_j|
-            cache[j] = (alpha, s, t, zM, scale)
+            cache[j] = (alpha, s, t, zM + scale)
         return cache[j]
 
     for k in range(1, net.depth - 1):
@@ -232,33 +232,33 @@ def tighten_unstable(net: FNN, lo: np.ndarray, hi: np.ndarray, pre: list[tuple[n
         magU = np.abs(cU)
         magL = magU.copy()
         for j in range(k - 1, -1, -1):
-            alpha, s, t, zM, scale = (a[bi] for a in relax(j))
+            alpha, s, t, zs = (a[bi] for a in relax(j))
             pos, neg = np.maximum(LamU, 0.0), np.minimum(LamU, 0.0)
-            tU = (pos * t).sum(axis=1)  # >= 0
+            tU = np.einsum("pw,pw->p", pos, t)  # >= 0
             cU = cU + tU
             LamU = pos * s + neg * alpha
             pos, neg = np.maximum(LamL, 0.0), np.minimum(LamL, 0.0)
-            tL = (neg * t).sum(axis=1)  # <= 0
+            tL = np.einsum("pw,pw->p", neg, t)  # <= 0
             cL = cL + tL
             LamL = pos * alpha + neg * s
             # round-off: the relaxed coefficients times max|z_j|, then the products with W_j, b_j
-            zs = zM + scale
-            magU = magU + (np.abs(LamU) * zs).sum(axis=1) + tU + np.abs(cU)
-            magL = magL + (np.abs(LamL) * zs).sum(axis=1) - tL + np.abs(cL)
+            magU = magU + np.einsum("pw,pw->p", np.abs(LamU), zs) + tU + np.abs(cU)
+            magL = magL + np.einsum("pw,pw->p", np.abs(LamL), zs) - tL + np.abs(cL)
             Wj, bj = net.layers[j].W, net.layers[j].b
             cU = cU + LamU @ bj
             cL = cL + LamL @ bj
             LamU = LamU @ Wj
             LamL = LamL @ Wj
         ctr, rad = center[bi], radius[bi]
-        sU = (np.abs(LamU) * rad).sum(axis=1)
-        sL = (np.abs(LamL) * rad).sum(axis=1)
-        mU = (LamU * ctr).sum(axis=1)
-        mL = (LamL * ctr).sum(axis=1)
+        aU, aL, actr = np.abs(LamU), np.abs(LamL), np.abs(ctr)
+        sU = np.einsum("pw,pw->p", aU, rad)
+        sL = np.einsum("pw,pw->p", aL, rad)
+        mU = np.einsum("pw,pw->p", LamU, ctr)
+        mL = np.einsum("pw,pw->p", LamL, ctr)
         up = cU + mU + sU
         low = cL + mL - sL
-        up = up + SPARSE_FP_REL * (magU + np.abs(cU) + (np.abs(LamU) * np.abs(ctr)).sum(axis=1) + sU)
-        low = low - SPARSE_FP_REL * (magL + np.abs(cL) + (np.abs(LamL) * np.abs(ctr)).sum(axis=1) + sL)
+        up = up + SPARSE_FP_REL * (magU + np.abs(cU) + np.einsum("pw,pw->p", aU, actr) + sU)
+        low = low - SPARSE_FP_REL * (magL + np.abs(cL) + np.einsum("pw,pw->p", aL, actr) + sL)
         zl, zu = zl.copy(), zu.copy()
         zl[bi, ni] = np.maximum(zl[bi, ni], low)
         zu[bi, ni] = np.minimum(zu[bi, ni], up)
