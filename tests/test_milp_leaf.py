@@ -36,15 +36,17 @@ def _unstable(on: FNN, cn: FNN, lo: np.ndarray, hi: np.ndarray) -> int:
     return sum(int(((a < 0) & (b > 0)).sum()) for a, b in pre[:-1])
 
 
+@pytest.mark.parametrize("solver", ["phase", "highs"])
 @pytest.mark.parametrize("seed", [0, 1, 2, 4, 5, 7])  # 10-26 unstable ReLUs, each under a second
-def test_milp_leaf_agrees_with_star_enumeration(seed):
+def test_milp_leaf_agrees_with_star_enumeration(seed, solver):
     """Every objective's MILP bound equals the star-enumeration maximum to the two methods'
-    tolerances, lies above every sampled value and above the value at the MILP's own point."""
+    tolerances, lies above every sampled value and above the value at the MILP's own point;
+    with the phase branch and bound and with HiGHS's MIP solver."""
     orig, comp, on, cn, merged, lo, hi = _case(seed)
     assert _unstable(on, cn, lo, hi) >= 5  # a box the MILP has to branch on, not a linear one
     objs = make_objectives([0, 1])
     star, _, _ = exact_leaf(merged, lo, hi, objs)
-    lr = milp_leaf(on, cn, merged, lo, hi, objs, np.full(4, np.inf), np.full(4, -np.inf), time_limit=30)
+    lr = milp_leaf(on, cn, merged, lo, hi, objs, np.full(4, np.inf), np.full(4, -np.inf), time_limit=30, solver=solver)
     assert lr.settled == 4 and lr.milps == 4
     true = star - STAR_SLACK * (1 + np.abs(star))  # the LPs' own optimum
     np.testing.assert_allclose(lr.upper, true, rtol=0, atol=1e-7 * (1 + np.abs(true).max()))
@@ -128,8 +130,44 @@ def test_solver_failure_teaches_nothing(monkeypatch):
         return {"status": "infeasible", "value": np.nan, "bound": 5.0, "gap": np.nan, "x": None, "nodes": 0}
 
     monkeypatch.setattr(milp_mod._HighsMILP, "solve", fail)
-    lr = milp_leaf(on, cn, merged, lo, hi, make_objectives([0]), np.full(2, np.inf), np.full(2, -np.inf))
+    objs = make_objectives([0])
+    lr = milp_leaf(on, cn, merged, lo, hi, objs, np.full(2, np.inf), np.full(2, -np.inf), solver="highs")
     assert np.all(np.isposinf(lr.upper)) and lr.settled == 0
+
+
+@pytest.mark.parametrize("fault", ["no_solution", "noisy_duals"])
+def test_phase_bab_bound_stays_sound_when_the_lp_solver_fails(monkeypatch, fault):
+    """The phase branch and bound's bound comes from row multipliers, never from the solver's
+    word: with every node LP's result thrown away (no point, no duals) or its duals perturbed, it
+    is only weaker — still above the star-enumeration maximum — and a lost LP settles nothing."""
+    import equivrepair.reach.phase_bab as pb
+
+    orig, comp, on, cn, merged, lo, hi = _case(2)
+    objs = make_objectives([0])
+    star, _, _ = exact_leaf(merged, lo, hi, objs)
+    true = star - STAR_SLACK * (1 + np.abs(star))
+    good = milp_leaf(on, cn, merged, lo, hi, objs, np.full(2, np.inf), np.full(2, -np.inf))
+    rng = np.random.default_rng(0)
+    if fault == "no_solution":
+
+        def run(h):
+            h.run()
+            h.clearSolver()  # status "not set", no values, no duals
+
+        monkeypatch.setattr(pb, "run_highs", run)
+    else:
+        real = pb.SafeBound.__call__
+
+        def noisy(self, cost, y, cl=None, cu=None):
+            y = None if y is None else y + rng.normal(0, 1e-3 * (1 + np.abs(y).max()), y.shape)
+            return real(self, cost, y, cl, cu)
+
+        monkeypatch.setattr(pb.SafeBound, "__call__", noisy)
+    bad = milp_leaf(on, cn, merged, lo, hi, objs, np.full(2, np.inf), np.full(2, -np.inf), time_limit=10)
+    assert np.all(bad.upper >= true - 1e-12)
+    assert np.all(bad.upper >= good.upper - 1e-9 * (1 + np.abs(good.upper)))
+    if fault == "no_solution":
+        assert bad.settled == 0 and np.all(bad.upper > good.upper + 1e-3)
 
 
 @pytest.mark.parametrize("seed", range(4))

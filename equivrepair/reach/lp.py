@@ -431,31 +431,45 @@ def safe_lower_bound(model: LPModel, cost: np.ndarray, y: np.ndarray | None) -> 
 
     Tries y and −y (solvers differ in their sign convention) and returns the larger bound.
     """
-    best = _ns_bound(model, cost, np.zeros(model.n_rows))
-    if y is None:
-        return best
-    y = np.asarray(y, dtype=np.float64)
-    if y.shape != (model.n_rows,) or not np.all(np.isfinite(y)):
-        return best
-    for s in (1.0, -1.0):
-        best = max(best, _ns_bound(model, cost, s * y))
-    return best
+    return SafeBound(model)(cost, y)
 
 
-def _ns_bound(model: LPModel, cost: np.ndarray, y: np.ndarray) -> float:
-    rl, ru = model.row_lower, model.row_upper
-    y = np.where(np.isfinite(rl), y, np.minimum(y, 0.0))
-    y = np.where(np.isfinite(ru), y, np.maximum(y, 0.0))
-    row_term = np.where(y > 0, y * np.where(np.isfinite(rl), rl, 0.0), y * np.where(np.isfinite(ru), ru, 0.0))
-    AT = model.A.T.tocsr()
-    d = cost - AT @ y
-    cl, cu = model.col_lower, model.col_upper
-    col_term = np.minimum(d * cl, d * cu)
-    if not np.all(np.isfinite(col_term)):
-        return -np.inf
-    err = np.abs(row_term).sum() + np.abs(col_term).sum()
-    err += ((np.abs(cost) + abs(AT) @ np.abs(y)) * np.maximum(np.abs(cl), np.abs(cu))).sum()
-    return float(row_term.sum() + col_term.sum() - FP_REL * err)
+class SafeBound:
+    """:func:`safe_lower_bound` for one model, with its transposes computed once and the column
+    bounds replaceable (a branch-and-bound node's, e.g. binaries fixed)."""
+
+    def __init__(self, model: LPModel) -> None:
+        self.model = model
+        self.AT = model.A.T.tocsr()
+        self.absAT = abs(self.AT)
+
+    def __call__(
+        self, cost: np.ndarray, y: np.ndarray | None, cl: np.ndarray | None = None, cu: np.ndarray | None = None
+    ) -> float:
+        cl = self.model.col_lower if cl is None else cl
+        cu = self.model.col_upper if cu is None else cu
+        best = self._bound(cost, np.zeros(self.model.n_rows), cl, cu)
+        if y is None:
+            return best
+        y = np.asarray(y, dtype=np.float64)
+        if y.shape != (self.model.n_rows,) or not np.all(np.isfinite(y)):
+            return best
+        for s in (1.0, -1.0):
+            best = max(best, self._bound(cost, s * y, cl, cu))
+        return best
+
+    def _bound(self, cost: np.ndarray, y: np.ndarray, cl: np.ndarray, cu: np.ndarray) -> float:
+        rl, ru = self.model.row_lower, self.model.row_upper
+        y = np.where(np.isfinite(rl), y, np.minimum(y, 0.0))
+        y = np.where(np.isfinite(ru), y, np.maximum(y, 0.0))
+        row_term = np.where(y > 0, y * np.where(np.isfinite(rl), rl, 0.0), y * np.where(np.isfinite(ru), ru, 0.0))
+        d = cost - self.AT @ y
+        col_term = np.minimum(d * cl, d * cu)
+        if not np.all(np.isfinite(col_term)):
+            return -np.inf
+        err = np.abs(row_term).sum() + np.abs(col_term).sum()
+        err += ((np.abs(cost) + self.absAT @ np.abs(y)) * np.maximum(np.abs(cl), np.abs(cu))).sum()
+        return float(row_term.sum() + col_term.sum() - FP_REL * err)
 
 
 # --------------------------------------------------------------------------------------------

