@@ -156,18 +156,21 @@ def test_phase_bab_bound_stays_sound_when_the_lp_solver_fails(monkeypatch, fault
 
         monkeypatch.setattr(pb, "run_highs", run)
     else:
-        real = pb.SafeBound.__call__
+        real = pb.SafeBound.bounds
+        calls = []
 
-        def noisy(self, cost, y, cl=None, cu=None):
-            y = None if y is None else y + rng.normal(0, 1e-3 * (1 + np.abs(y).max()), y.shape)
-            return real(self, cost, y, cl, cu)
+        def noisy(self, cost, Y, cl=None, cu=None):
+            calls.append(1)
+            return real(self, cost, Y + rng.normal(0, 1e-3 * (1 + np.abs(Y).max()), Y.shape), cl, cu)
 
-        monkeypatch.setattr(pb.SafeBound, "__call__", noisy)
+        monkeypatch.setattr(pb.SafeBound, "bounds", noisy)
     bad = milp_leaf(on, cn, merged, lo, hi, objs, np.full(2, np.inf), np.full(2, -np.inf), time_limit=10)
     assert np.all(bad.upper >= true - 1e-12)
     assert np.all(bad.upper >= good.upper - 1e-9 * (1 + np.abs(good.upper)))
     if fault == "no_solution":
         assert bad.settled == 0 and np.all(bad.upper > good.upper + 1e-3)
+    else:
+        assert len(calls) >= bad.nodes > 0  # every node's bound went through the noise
 
 
 @pytest.mark.parametrize("seed", range(4))

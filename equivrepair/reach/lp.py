@@ -442,34 +442,38 @@ class SafeBound:
         self.model = model
         self.AT = model.A.T.tocsr()
         self.absAT = abs(self.AT)
+        rl, ru = model.row_lower, model.row_upper
+        self.fl, self.fu = np.isfinite(rl), np.isfinite(ru)
+        self.rl0, self.ru0 = np.where(self.fl, rl, 0.0), np.where(self.fu, ru, 0.0)
 
     def __call__(
         self, cost: np.ndarray, y: np.ndarray | None, cl: np.ndarray | None = None, cu: np.ndarray | None = None
     ) -> float:
+        """The best bound from y, −y and 0 (0: the column bounds alone)."""
+        ys = [np.zeros(self.model.n_rows)]
+        if y is not None:
+            y = np.asarray(y, dtype=np.float64)
+            if y.shape == (self.model.n_rows,) and np.all(np.isfinite(y)):
+                ys += [y, -y]
+        return float(np.max(self.bounds(cost, np.stack(ys, axis=1), cl, cu)))
+
+    def bounds(
+        self, cost: np.ndarray, Y: np.ndarray, cl: np.ndarray | None = None, cu: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The bound of each column of Y (rows × k multipliers), in one pass."""
         cl = self.model.col_lower if cl is None else cl
         cu = self.model.col_upper if cu is None else cu
-        best = self._bound(cost, np.zeros(self.model.n_rows), cl, cu)
-        if y is None:
-            return best
-        y = np.asarray(y, dtype=np.float64)
-        if y.shape != (self.model.n_rows,) or not np.all(np.isfinite(y)):
-            return best
-        for s in (1.0, -1.0):
-            best = max(best, self._bound(cost, s * y, cl, cu))
-        return best
-
-    def _bound(self, cost: np.ndarray, y: np.ndarray, cl: np.ndarray, cu: np.ndarray) -> float:
-        rl, ru = self.model.row_lower, self.model.row_upper
-        y = np.where(np.isfinite(rl), y, np.minimum(y, 0.0))
-        y = np.where(np.isfinite(ru), y, np.maximum(y, 0.0))
-        row_term = np.where(y > 0, y * np.where(np.isfinite(rl), rl, 0.0), y * np.where(np.isfinite(ru), ru, 0.0))
-        d = cost - self.AT @ y
-        col_term = np.minimum(d * cl, d * cu)
-        if not np.all(np.isfinite(col_term)):
-            return -np.inf
-        err = np.abs(row_term).sum() + np.abs(col_term).sum()
-        err += ((np.abs(cost) + self.absAT @ np.abs(y)) * np.maximum(np.abs(cl), np.abs(cu))).sum()
-        return float(row_term.sum() + col_term.sum() - FP_REL * err)
+        Y = np.where(self.fl[:, None], Y, np.minimum(Y, 0.0))
+        Y = np.where(self.fu[:, None], Y, np.maximum(Y, 0.0))
+        row_term = np.where(Y > 0, Y * self.rl0[:, None], Y * self.ru0[:, None])
+        D = cost[:, None] - self.AT @ Y
+        col_term = np.minimum(D * cl[:, None], D * cu[:, None])
+        err = np.abs(row_term).sum(axis=0) + np.abs(col_term).sum(axis=0)
+        err += ((np.abs(cost)[:, None] + self.absAT @ np.abs(Y)) * np.maximum(np.abs(cl), np.abs(cu))[:, None]).sum(
+            axis=0
+        )
+        out = row_term.sum(axis=0) + col_term.sum(axis=0) - FP_REL * err
+        return np.where(np.all(np.isfinite(col_term), axis=0), out, -np.inf)
 
 
 # --------------------------------------------------------------------------------------------

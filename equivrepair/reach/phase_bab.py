@@ -151,15 +151,22 @@ class PhaseBaB:
         run_highs(h)
         ms = h.getModelStatus()
         sol = h.getSolution()
-        y = np.asarray(sol.row_dual) if sol.dual_valid else None
-        bound = self.safe(cost, y, cl, cu)
-        if ms == hp.HighsModelStatus.kInfeasible:
+        # multipliers tried (the bound holds for any): the row duals with both sign conventions,
+        # none (the column bounds alone), and for an infeasible node its Farkas ray at growing
+        # scales on top of the duals
+        y = np.asarray(sol.row_dual, dtype=np.float64) if sol.dual_valid else np.zeros(m.n_rows)
+        if y.shape != (m.n_rows,) or not np.all(np.isfinite(y)):
+            y = np.zeros(m.n_rows)
+        Y = [y, -y, np.zeros(m.n_rows)]
+        infeasible = ms == hp.HighsModelStatus.kInfeasible
+        if infeasible:
             _, has_ray, ray = h.getDualRay()
-            if has_ray:
-                r = np.asarray(ray, dtype=np.float64)
-                scale = 1.0 / max(float(np.max(np.abs(r))), 1e-300)
-                for s in RAY_SCALES:
-                    bound = max(bound, self.safe(cost, (y if y is not None else 0.0) + s * scale * r, cl, cu))
+            r = np.asarray(ray, dtype=np.float64)
+            if has_ray and r.shape == y.shape and np.all(np.isfinite(r)) and np.any(r != 0):
+                r = r / float(np.max(np.abs(r)))
+                Y += [y + s * r for s in RAY_SCALES] + [-y - s * r for s in RAY_SCALES]
+        bound = float(np.max(self.safe.bounds(cost, np.stack(Y, axis=1), cl, cu)))
+        if infeasible:
             return bound, None, False
         if ms != hp.HighsModelStatus.kOptimal or not sol.value_valid:
             return bound, None, False
