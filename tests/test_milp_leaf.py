@@ -315,3 +315,48 @@ def test_leaf_policy_counts_dormant_subtrees_at_their_size_so_far():
     assert all(not capped and size == 5.0 for _, capped, size in p.resolved)
     p.grow(tags[:1])  # one of them is back at the top
     assert p.state[tags[0]] == 0 and tags[0] not in [r[0] for r in p.resolved] and len(p.resolved) == 3
+
+
+def test_phase_bab_proves_infeasible_phase_fixings_by_the_farkas_ray():
+    """Phase fixings that no input of the box realises get, from the Farkas ray, a bound above
+    every value the objective column can take — a certificate of infeasibility, checked here
+    against 20k sampled inputs, none of which has such a phase pattern."""
+    import equivrepair.reach.phase_bab as pb
+    from equivrepair.reach.bounds import merged_pre_bounds
+    from equivrepair.reach.compact import build_compact
+
+    orig, comp, on, cn, merged, lo, hi = _case(0)
+    _, pre, dl = merged_pre_bounds(on, cn, lo, hi, merged)
+    model = build_compact(merged, lo, hi, list(pre), None, None, dl, integer=True)
+    solver = pb.PhaseBaB(model, LEAF_TOL)
+    seen = []
+    real = pb.PhaseBaB._node
+
+    def node(self, fix, cost):
+        out = real(self, fix, cost)
+        seen.append((fix.copy(), out[0], self.h.getModelStatus() == self.hp.HighsModelStatus.kInfeasible))
+        return out
+
+    pb.PhaseBaB._node = node
+    try:
+        cost = np.zeros(model.n_cols)
+        cost[model.y_cols[0]] = -1.0
+        r = solver.solve(cost, 30.0)
+    finally:
+        pb.PhaseBaB._node = real
+    assert r["status"] == "optimal"
+    ymax = float(model.col_upper[model.y_cols[0]] - model.col_lower[model.y_cols[0]]) + 1.0
+    infeasible = [(f, b) for f, b, inf in seen if inf]
+    assert infeasible and all(b > ymax for _, b in infeasible)
+    # the phases of sampled inputs (the binaries of each unstable neuron, in model order)
+    x = Box(lo, hi).sample(20_000, seed=0)
+    phases, h = [], x
+    for layer, lay in zip(merged.layers, model.layout):
+        z = h @ layer.W.T + layer.b
+        idx, _ = lay["phase"]
+        phases.append(z[:, idx] > 0)
+        h = np.maximum(z, 0.0)
+    P = np.concatenate(phases, axis=1)
+    for fix, _ in infeasible:
+        f = fix >= 0
+        assert not np.any(np.all(P[:, f] == (fix[f] == 1), axis=1))
