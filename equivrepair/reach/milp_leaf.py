@@ -148,7 +148,10 @@ def milp_leaf(
         out.nodes += int(r.get("nodes", 0))
         if r["x"] is not None:
             out.points[k] = np.clip(r["x"], lo, hi)
-        if r["status"] in ("optimal", "interrupted", "time_limit", "node_limit") and np.isfinite(r["bound"]):
+        # HiGHS's MIP teaches nothing unless it ran (an "infeasible" box is presolve numerics);
+        # the phase branch and bound's bound is rigorous whatever its status
+        usable = solver == "phase" or r["status"] in ("optimal", "interrupted", "time_limit")
+        if usable and np.isfinite(r["bound"]):
             b = float(r["bound"])
             out.upper[k] = -b + LEAF_TOL * (1.0 + abs(b))
             out.settled += int(r["status"] in ("optimal", "interrupted"))

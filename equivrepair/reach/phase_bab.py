@@ -8,10 +8,11 @@ solved as a sequence of LPs on one ``highspy.Highs`` (dual simplex, warm from th
 fixing one phase binary per branch.
 
 Soundness. Every node's bound is the Neumaier–Shcherbina bound of its LP
-(:func:`.lp.safe_lower_bound` with the node's column bounds) from whatever row duals the solver
-returned: rigorous for any multipliers, so a node the solver calls infeasible, or solves
-inaccurately, gets a weaker bound, never a wrong one (for an infeasible node the Farkas ray is
-tried at growing scales). The nodes partition the binaries' values, so the minimum over the
+(:class:`.lp.SafeBound` with the node's column bounds) from whatever row duals the solver
+returned: rigorous for any multipliers, so a node the solver solves inaccurately, or not at all,
+gets a weaker bound, never a wrong one; a node it calls infeasible is bounded with its Farkas ray
+at growing scales, which certifies the infeasibility when it is real (a bound above any value the
+objective can take) and proves nothing otherwise. The nodes partition the binaries' values, so the minimum over the
 leaves' bounds is a rigorous lower bound of the MILP; no solver tolerance enters it. A node is
 closed when its binaries are integral at the LP optimum (the LP point is then a point of the
 MILP), when they are all fixed, or when its bound cannot matter (above the stop threshold or
@@ -75,8 +76,11 @@ class PhaseBaB:
         value_at: Callable[[np.ndarray], float] | None = None,
     ) -> dict[str, Any]:
         """Minimise cost·v. ``stop = (dual, primal)``: stop once the bound is >= dual or a point
-        is <= primal (status ``interrupted``). ``start`` is accepted for the MILP solver's
-        signature and ignored (incumbents come from the LP points)."""
+        is <= primal (status ``interrupted``). Other statuses: ``optimal`` (bound within ``gap``
+        of the incumbent), ``incomplete`` (every node closed, some at a weak bound because its
+        LP was lost), ``time_limit``, ``node_limit``; the bound is rigorous in every case.
+        ``start`` is accepted for the MILP solver's signature and ignored (incumbents come from
+        the LP points)."""
         deadline = np.inf if time_limit is None else time.perf_counter() + max(float(time_limit), 1e-3)
         cost = np.asarray(cost, dtype=np.float64)
         self.h.changeColsCost(self.idx.size, self.idx, cost)
@@ -119,7 +123,7 @@ class PhaseBaB:
             while heap and heap[0][0] >= best_val - self.gap:
                 closed = min(closed, heapq.heappop(heap)[0])
             if not heap:
-                status = "optimal"
+                status = "done"
                 break
             bound, _, fix, j = heapq.heappop(heap)
             todo = []
@@ -128,6 +132,10 @@ class PhaseBaB:
                 child[j] = phase
                 todo.append((child, bound))
         lb = min([closed] + [b for b, _, _, _ in heap])
+        if status == "done":
+            # every node closed: optimal when the bound meets the incumbent within the gap (not so
+            # when a lost LP closed a node at a weak bound)
+            status = "optimal" if lb >= best_val - self.gap - 1e-9 * (1.0 + abs(best_val)) else "incomplete"
         return {
             "status": status,
             "value": float(best_val) if np.isfinite(best_val) else np.nan,
