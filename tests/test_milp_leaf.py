@@ -360,3 +360,17 @@ def test_phase_bab_proves_infeasible_phase_fixings_by_the_farkas_ray():
     for fix, _ in infeasible:
         f = fix >= 0
         assert not np.any(np.all(P[:, f] == (fix[f] == 1), axis=1))
+
+
+def test_both_leaf_solvers_give_the_same_delta_max():
+    """maximize's ``leaf_solver``: the phase branch and bound and HiGHS's MIP, MILP'ing every
+    candidate, resolve the same δ_max (to the engine's tolerance); a misspelt solver is refused."""
+    orig, comp, on, cn, merged, lo, hi = _case(1, n=3, width=14, radius=1.0)
+    kw = dict(mode="max", time_limit=120, leaf_policy="always")
+    a = maximize(orig, comp, lo, hi, leaf_solver="phase", **kw)
+    b = maximize(orig, comp, lo, hi, leaf_solver="highs", **kw)
+    assert a.finished and b.finished and a.stats["milp_leaves"] > 0 and b.stats["milp_leaves"] > 0
+    ua, ub = float(np.max(a.upper)), float(np.max(b.upper))
+    assert abs(ua - ub) <= 2 * (1e-6 + 1e-4 * max(ua, ub))
+    with pytest.raises(ValueError, match="leaf_solver"):
+        maximize(orig, comp, lo, hi, leaf_solver="cplex", **kw)

@@ -26,7 +26,7 @@ import numpy as np
 from ..merge import drop_identity_layers, merge, normalise
 from ..nets.ir import FNN
 from .bounds import _interval_affine
-from .milp_leaf import FORCED, LeafPolicy, milp_leaf
+from .milp_leaf import FORCED, LEAF_SOLVER, LeafPolicy, milp_leaf
 from .symbolic import crown_bounds, symbolic_bounds, tighten_unstable
 
 DEFAULT_ATOL = 1e-6
@@ -525,6 +525,7 @@ def maximize(
     leaf_share: float = 0.75,
     leaf_policy: Literal["auto", "always"] = "auto",
     leaf_gap: float = LEAF_GAP,
+    leaf_solver: Literal["phase", "highs"] = LEAF_SOLVER,
     bound: str = "crown-full",
     progress: Callable[[dict], None] | None = None,
     seed_points: np.ndarray | None = None,
@@ -549,8 +550,12 @@ def maximize(
     splitting (:class:`.milp_leaf.LeafPolicy` measures both on the run), ``"always"`` all.
     ``leaf_gap``: with ``"auto"``, a designated box whose bound exceeds its closing threshold by
     more than this fraction of it when it reaches the top is split instead (``inf``: never).
+    ``leaf_solver``: how a MILP leaf is solved, ``"phase"`` (LP branch and bound over the phases,
+    :mod:`.phase_bab`) or ``"highs"`` (HiGHS's MIP solver).
     """
     t0 = time.perf_counter()
+    if leaf_solver not in ("phase", "highs"):
+        raise ValueError(f"leaf_solver must be 'phase' or 'highs', not {leaf_solver!r}")
     if mode == "decide":
         if epsilon is None:
             raise ValueError("mode='decide' needs epsilon")
@@ -664,7 +669,7 @@ def maximize(
         gap = 0.5 * max(atol, rtol * max(float(np.max(best_val)), 0.0))
         lr = milp_leaf(
             bounder.orig_n, bounder.comp_n, merged, blo, bhi, objectives, bub, thr,
-            pre_i, dz_i, min(leaf_time, budget), gap, stop_above,
+            pre_i, dz_i, min(leaf_time, budget), gap, stop_above, leaf_solver,
         )  # fmt: skip
         update_witness(lr.points)
         spent = time.perf_counter() - now
