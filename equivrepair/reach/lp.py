@@ -549,13 +549,14 @@ def lp_bounds_merged(
     status: list[str] = []
     tol = 0.0
     n_lps = 0
+    bound = SafeBound(model)  # the model's transposes once, not per LP
     for r in range(k):
         for sense in ("lower", "upper"):
             cost = np.zeros(model.n_cols)
             cost[model.y_cols] = C[r] if sense == "lower" else -C[r]
             st, val, x, y = solve(cost)
             n_lps += 1
-            safe = safe_lower_bound(model, cost, y)
+            safe = bound(cost, y)
             status.append(st)
             if sense == "lower":
                 out["lower"][r], out["raw_lower"][r] = safe, val

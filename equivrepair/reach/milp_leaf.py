@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..nets.ir import FNN
-from .bounds import merged_pre_bounds
+from .bounds import discrepancy_at, merged_pre_bounds
 from .compact import build_compact
 
 LEAF_TOL = 1e-9
@@ -164,7 +164,7 @@ def _value_at(orig_n: FNN, comp_n: FNN, s: int, j: int):
     """The leaf's minimisation objective −s·(Φ1 − Φ2)_j at an input, on the networks themselves."""
 
     def value(x: np.ndarray) -> float:
-        return -float(s) * float(orig_n.forward(x)[j] - comp_n.forward(x)[j])
+        return -float(s) * float(discrepancy_at(orig_n, comp_n, x)[0, j])
 
     return value
 
