@@ -8,6 +8,8 @@ sampling and the independent formulations; no number is copied into a test.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,7 +17,7 @@ from hypothesis import strategies as st
 
 from equivrepair.reach.api import HIGH_DIM, evaluate
 from equivrepair.reach.bounds import merged_pre_bounds
-from equivrepair.reach.compact import build_compact
+from equivrepair.reach.compact import build_compact, model_point
 from equivrepair.reach.lp import build_relaxation, lp_bounds_merged
 from equivrepair.reach.milp import method_milp
 from equivrepair.spec.sets import Box
@@ -140,9 +142,9 @@ def test_mode_max_labels_a_time_limited_milp_by_its_bound(monkeypatch, loosen: f
     box = Box(c - 0.05, c + 0.05)
     real = milp_mod._HighsMILP.solve
 
-    def stopped_early(self, cost, time_limit, stop=None, start=None):
-        out = real(self, cost, time_limit, stop, start)
-        assert out["status"] == "optimal"
+    def stopped_early(self, cost, time_limit, stop=None, start=None, cutoff=None):
+        out = real(self, cost, time_limit, stop, start, cutoff)
+        assert out["status"] in ("optimal", "interrupted")  # interrupted: settled by the cutoff
         out["status"] = "time_limit"  # same bound and incumbent, as if the share had run out
         out["bound"] -= loosen  # a minimisation's dual bound: lower is looser
         return out
@@ -274,3 +276,46 @@ def test_a_mip_start_changes_no_result() -> None:
         assert runs[0].status == runs[1].status == "exact"
         assert abs(runs[0].upper - runs[1].upper) <= 1e-6 * (1.0 + runs[0].upper)
         assert runs[1].lower <= runs[1].upper
+
+
+@pytest.mark.parametrize("seed", [0, 1, 4])
+def test_highs_milp_cutoff_bound_is_sound_on_both_sides_of_the_optimum(seed: int) -> None:
+    """``_HighsMILP.solve(cutoff=c)``: HiGHS prunes every node that cannot go below c, so its own
+    dual bound says nothing about them and the returned bound is min(dual bound, c). Against the
+    uncut optimum m*: a cutoff above m* still finds m* (and bounds it); one below m* returns a
+    bound that is <= m* yet settles the question, i.e. >= c up to the gap tolerance."""
+    from equivrepair.nets.ir import FNN, random_fnn
+    from equivrepair.reach.milp import _HighsMILP
+
+    n = HIGH_DIM + 6
+    orig = random_fnn([n, 8, 6, 3], seed=seed)
+    comp = FNN.from_arrays([np.round(layer.W * 32) / 32 for layer in orig.layers], [layer.b for layer in orig.layers])
+    c0 = np.random.default_rng(seed).uniform(-1, 1, n)
+    box = Box(c0 - 0.2, c0 + 0.2)
+    net, pre, delta = merged_pre_bounds(orig, comp, box.lower, box.upper)
+    model = build_compact(net, box.lower, box.upper, pre, None, None, delta, integer=True)
+    assert model.integer_cols.size >= 4  # a real branch and bound, not one LP
+    tol = 1e-6
+    for k in range(3):
+        cost = np.zeros(model.n_cols)
+        cost[model.y_cols[k]] = -1.0  # the maximum of output k of Φ1 − Φ2
+        ref = _HighsMILP(model, tol).solve(cost, 60.0)
+        assert ref["status"] == "optimal"
+        m_star = ref["value"]
+        assert ref["bound"] <= m_star + 1e-9 * (1 + abs(m_star))
+        # the attained maximum is also seen by sampling (no sample above it)
+        x = box.sample(20_000, seed=seed)
+        assert np.max(orig.forward(x)[:, k] - comp.forward(x)[:, k]) <= -m_star + 1e-6 * (1 + abs(m_star))
+        span = 0.2 * (1.0 + abs(m_star))
+        x0 = x[int(np.argmin(comp.forward(x)[:, k] - orig.forward(x)[:, k]))]
+        start = model_point(net, model, x0)  # a feasible MIP start, from the best sample
+        for c, x_start in itertools.product(
+            (m_star + span, m_star + 1e-3 * span, m_star - 1e-3 * span, m_star - span), (None, start)
+        ):
+            r = _HighsMILP(model, tol).solve(cost, 60.0, start=x_start, cutoff=c)
+            assert r["status"] in ("optimal", "interrupted")
+            assert r["bound"] <= m_star + 1e-7 * (1 + abs(m_star)), (c, r)  # sound
+            if c > m_star:  # a solution below the cutoff exists: found, optimal
+                assert r["value"] == pytest.approx(m_star, abs=1e-6 * (1 + abs(m_star)))
+            else:  # nothing below c: the bound says so
+                assert r["bound"] >= c - 1e-6 * (1 + abs(c))

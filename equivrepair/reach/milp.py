@@ -8,7 +8,9 @@ a <= u δ; the difference cuts of the LP are kept (valid, they tighten the relax
 columns y = Φ1 − Φ2 are boxed by the LP bounds.
 
 For every output j we minimise and maximise y_j (2m MILPs; ``mode="max"`` skips the objectives
-whose LP bound cannot beat the best |Φ1 − Φ2| found so far, which is enough for δ_max). The
+whose LP bound cannot beat the best |Φ1 − Φ2| found so far, which is enough for δ_max, and gives
+each MILP it runs that best value as a cutoff: nodes that cannot beat it are pruned at once, not
+solved, and the objective's bound is then the cutoff, not HiGHS's dual bound). The
 *upper* side always comes from HiGHS's dual (best) bound, never the incumbent, widened by
 ``tol · (1 + |bound|)`` for the solver's feasibility/integrality tolerances (this slack is a
 stated tolerance, not a proof: an integrality violation ε of a binary lets a ReLU move by up to
@@ -219,25 +221,56 @@ class _HighsMILP:
         time_limit: float | None,
         stop: tuple[float, float] | None = None,
         start: np.ndarray | None = None,
+        cutoff: float | None = None,
     ) -> dict[str, Any]:
         """Minimise cost·v over the MILP (HiGHS's dual bound is what the caller may trust).
 
         ``stop = (dual, primal)``: interrupt once the dual bound is >= dual (the minimum is known
         to be at least that) or an incumbent is <= primal (a solution that good exists); the
-        status is then ``interrupted`` with the bound and incumbent at that moment."""
+        status is then ``interrupted`` with the bound and incumbent at that moment.
+
+        ``cutoff``: only a minimum below it matters to the caller. HiGHS then prunes every node
+        whose bound is not below it (its ``objective_bound``) instead of closing them one by one,
+        and the returned bound is min(HiGHS's dual bound, cutoff): a node pruned by the cutoff
+        holds no solution below it (up to HiGHS's gap tolerance, allowed for), while HiGHS's
+        own dual bound then says nothing about those nodes. Without an incumbent (no MIP start)
+        HiGHS calls a model with nothing below the cutoff infeasible, which is also what its
+        numerical failures look like, so that case is solved once more without the cutoff."""
         self.stop = stop
-        out = self._solve(cost_full, time_limit, self.presolve, start)
+        t0 = time.perf_counter()
+        out = self._solve(cost_full, time_limit, self.presolve, start, cutoff)
+        if out["status"] == "infeasible" and cutoff is not None:
+            if time_limit is not None:
+                time_limit = max(time_limit - (time.perf_counter() - t0), 1e-3)
+            cutoff = None
+            out = self._solve(cost_full, time_limit, self.presolve, start, cutoff)
         if out["status"] == "infeasible" and self.presolve != "off":
             # never true (a witness exists): presolve numerics, retry
-            out = self._solve(cost_full, time_limit, "off", start)
+            out = self._solve(cost_full, time_limit, "off", start, cutoff)
             out["retried"] = True
         return out
 
     def _solve(
-        self, cost: np.ndarray, time_limit: float | None, presolve: str, start: np.ndarray | None = None
+        self,
+        cost: np.ndarray,
+        time_limit: float | None,
+        presolve: str,
+        start: np.ndarray | None = None,
+        cutoff: float | None = None,
     ) -> dict[str, Any]:
         hp, h = self.hp, self.h
         h.setOptionValue("presolve", presolve)
+        credit = np.inf  # what the cutoff proves about the pruned nodes
+        if cutoff is not None and np.isfinite(cutoff):
+            # HiGHS prunes a node once its bound is within its gap tolerances of the limit: set the
+            # limit that much higher, so that what the pruning proves is still >= cutoff
+            gap = float(h.getOptionValue("mip_abs_gap")[1])
+            rel = float(h.getOptionValue("mip_rel_gap")[1])
+            limit = cutoff + gap + rel * (1.0 + abs(cutoff))
+            h.setOptionValue("objective_bound", float(limit))
+            credit = limit - gap - rel * (1.0 + abs(limit)) - 1e-12 * (1.0 + abs(limit))
+        else:
+            h.setOptionValue("objective_bound", float("inf"))
         h.setOptionValue("time_limit", float(max(time_limit, 1e-3)) if time_limit is not None else float("inf"))
         h.changeColsCost(self.idx.size, self.idx, np.asarray(cost, dtype=np.float64))
         if start is not None:
@@ -269,7 +302,7 @@ class _HighsMILP:
         if out["status"] in ("optimal", "time_limit", "interrupted"):
             # the dual bound of a minimisation never exceeds the incumbent beyond round-off
             if np.isfinite(b) and not (np.isfinite(val) and b > val + 1e-9 * (1 + abs(val))):
-                out["bound"] = b
+                out["bound"] = min(b, credit)
             out["gap"] = float(info.mip_gap)
         sol = h.getSolution()
         if sol.value_valid and out["status"] in ("optimal", "time_limit", "interrupted"):
@@ -324,7 +357,8 @@ def method_milp(
     """δ̃ = max_x |Φ1(x) − Φ2(x)|∞ over ``box`` by big-M MILP (see the module docstring).
 
     ``mode="all"`` solves min and max of every output (exact per-output intervals);
-    ``mode="max"`` only what δ_max needs. Status ``exact`` (with ``delta_max``) when every MILP
+    ``mode="max"`` only what δ_max needs (each MILP cut off at the best witness so far plus half
+    the slack below, highspy backend). Status ``exact`` (with ``delta_max``) when every MILP
     that was needed finished optimally within the time limit, else ``bounded``.
 
     ``compact=True`` builds the model with stable neurons substituted away (:mod:`compact`),
@@ -435,11 +469,19 @@ def method_milp(
         cost[model.y_cols[k]] = -float(s)  # minimise −y for the max, y for the min
         if backend == "highs":
             stop = None
+            cutoff = None
             if mode == "decide":
                 # settled once the bound (after the tolerance added below) is under ε, or s·y_k >= ε
-                stop = (-(epsilon - tol) / (1.0 + tol) + 1e-12 * (1.0 + epsilon), -epsilon)
+                cutoff = _settling_dual_bound(epsilon, tol)
+                stop = (cutoff, -epsilon)
+                cutoff += 1e-11 * (1.0 + epsilon)  # what it proves then stays clear of ε
+            elif mode == "max" and slack() > 0:
+                # settled once the bound is within half the slack of the best witness of *any*
+                # objective: nodes that cannot beat that are pruned, not solved
+                cutoff = _settling_dual_bound(best + 0.5 * slack(), tol)
+                stop = (cutoff, -np.inf)
             x0 = starts.best_for(k, s) if mip_start else None
-            r = solver.solve(cost, rem, stop, None if x0 is None else model_point(net, model, x0))
+            r = solver.solve(cost, rem, stop, None if x0 is None else model_point(net, model, x0), cutoff)
         else:
             r = solver.solve(cost, rem)
         while r["status"] == "infeasible" and level < 2:
@@ -558,6 +600,16 @@ def method_milp(
             "lp_upper": float(np.max(np.abs(np.stack([lo_b, hi_b])))),
         },
     )
+
+
+def _settling_dual_bound(target: float, tol: float) -> float:
+    """The least bound b of min(−s·y) that settles s·y <= target once ``attempt`` has added the
+    tolerance (−b + tol·(1 + |b|) <= target), a little higher for round-off."""
+    if target >= tol:
+        b = -(target - tol) / (1.0 + tol)
+    else:
+        b = (tol - target) / (1.0 - tol)
+    return b + 1e-12 * (1.0 + abs(target))
 
 
 def _version(backend: str = "cvxpy") -> str:
