@@ -357,8 +357,8 @@ def method_milp(
     """δ̃ = max_x |Φ1(x) − Φ2(x)|∞ over ``box`` by big-M MILP (see the module docstring).
 
     ``mode="all"`` solves min and max of every output (exact per-output intervals);
-    ``mode="max"`` only what δ_max needs (each MILP cut off at the best witness so far plus half
-    the slack below, highspy backend). Status ``exact`` (with ``delta_max``) when every MILP
+    ``mode="max"`` only what δ_max needs (each MILP cut off at the best witness so far, highspy
+    backend). Status ``exact`` (with ``delta_max``) when every MILP
     that was needed finished optimally within the time limit, else ``bounded``.
 
     ``compact=True`` builds the model with stable neurons substituted away (:mod:`compact`),
@@ -476,9 +476,10 @@ def method_milp(
                 stop = (cutoff, -epsilon)
                 cutoff += 1e-11 * (1.0 + epsilon)  # what it proves then stays clear of ε
             elif mode == "max" and slack() > 0:
-                # settled once the bound is within half the slack of the best witness of *any*
-                # objective: nodes that cannot beat that are pruned, not solved
-                cutoff = _settling_dual_bound(best + 0.5 * slack(), tol)
+                # settled once the bound says s·y_k cannot beat the best witness of *any* objective:
+                # nodes that cannot are pruned, not solved (at the witness itself, not within the
+                # slack of it, so that δ_max, the largest bound, stays as close to it as before)
+                cutoff = _settling_dual_bound(best, tol)
                 stop = (cutoff, -np.inf)
             x0 = starts.best_for(k, s) if mip_start else None
             r = solver.solve(cost, rem, stop, None if x0 is None else model_point(net, model, x0), cutoff)
