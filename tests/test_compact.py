@@ -205,6 +205,8 @@ def test_highs_options_are_typed_applied_and_checked() -> None:
         set_highs_options(h, {"mip_detect_symmetry": "maybe"})
     with pytest.raises(ValueError, match="threads"):
         set_highs_options(h, {"threads": 2})
+    with pytest.raises(ValueError, match="objective_bound"):  # the MILPs' cutoff, not the user's
+        set_highs_options(h, {"objective_bound": 0.0})
 
 
 def test_exact_with_highs_options_gives_the_same_delta_and_rejects_bad_options() -> None:

@@ -320,12 +320,18 @@ def set_highs_options(h: Any, options: dict[str, Any] | None) -> None:
     """Apply user HiGHS options (name -> value; strings from a command line are converted to the
     option's type). Unknown names and values HiGHS refuses raise ``ValueError`` naming them;
     ``threads`` is refused: every HiGHS instance of the process must run on one thread (see
-    :func:`new_highs`)."""
+    :func:`new_highs`); so is ``objective_bound``: the MILPs set it themselves (a cutoff at the best
+    witness), and HiGHS's dual bound says nothing about the nodes it prunes."""
     import highspy
 
     for key, val in (options or {}).items():
         if key == "threads":
             raise ValueError("HiGHS option 'threads' cannot be set: every solver of the process runs on one thread")
+        if key == "objective_bound":
+            raise ValueError(
+                "HiGHS option 'objective_bound' cannot be set: the MILPs set it to the best witness"
+                " and account for what it prunes; HiGHS's dual bound alone would not be sound"
+            )
         status, kind = h.getOptionType(key)
         if status != highspy.HighsStatus.kOk:
             raise ValueError(f"unknown HiGHS option {key!r}")
