@@ -456,12 +456,17 @@ class SafeBound:
         self, cost: np.ndarray, y: np.ndarray | None, cl: np.ndarray | None = None, cu: np.ndarray | None = None
     ) -> float:
         """The best bound from y, −y and 0 (0: the column bounds alone)."""
+        return float(np.max(self.bounds(cost, np.stack(self.multipliers(y), axis=1), cl, cu)))
+
+    def multipliers(self, y: np.ndarray | None) -> list[np.ndarray]:
+        """The multipliers worth trying for a solver's row duals y: none (0), and y with both sign
+        conventions when y is a finite vector of the right size (anything else is ignored)."""
         ys = [np.zeros(self.model.n_rows)]
         if y is not None:
             y = np.asarray(y, dtype=np.float64)
             if y.shape == (self.model.n_rows,) and np.all(np.isfinite(y)):
                 ys += [y, -y]
-        return float(np.max(self.bounds(cost, np.stack(ys, axis=1), cl, cu)))
+        return ys
 
     def bounds(
         self, cost: np.ndarray, Y: np.ndarray, cl: np.ndarray | None = None, cu: np.ndarray | None = None

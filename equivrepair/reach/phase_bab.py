@@ -162,10 +162,8 @@ class PhaseBaB:
         # multipliers tried (the bound holds for any): the row duals with both sign conventions,
         # none (the column bounds alone), and for an infeasible node its Farkas ray at growing
         # scales on top of the duals
-        y = np.asarray(sol.row_dual, dtype=np.float64) if sol.dual_valid else np.zeros(m.n_rows)
-        if y.shape != (m.n_rows,) or not np.all(np.isfinite(y)):
-            y = np.zeros(m.n_rows)
-        Y = [y, -y, np.zeros(m.n_rows)]
+        Y = self.safe.multipliers(np.asarray(sol.row_dual) if sol.dual_valid else None)
+        y = Y[1] if len(Y) > 1 else Y[0]  # the duals, or 0 where they are unusable
         infeasible = ms == hp.HighsModelStatus.kInfeasible
         if infeasible:
             _, has_ray, ray = h.getDualRay()
