@@ -32,6 +32,18 @@ def _sampled_max(orig, comp, box: Box, n: int = 20000, seed: int = 0) -> np.ndar
     return np.abs(orig.forward(x) - comp.forward(x)).max(axis=0)
 
 
+def _highdim_pair(outputs: int, radius: float):
+    """A random pair on HIGH_DIM + 14 inputs (the compact MILP route of ``exact``): Φ2 = Φ1 with
+    weights rounded to multiples of 1/64, and an L∞ box of ``radius`` around a random centre."""
+    from equivrepair.nets.ir import FNN, random_fnn
+
+    n = HIGH_DIM + 14
+    orig = random_fnn([n, 12, 10, outputs], seed=4)
+    comp = FNN.from_arrays([np.round(layer.W * 64) / 64 for layer in orig.layers], [layer.b for layer in orig.layers])
+    c = np.random.default_rng(0).uniform(-1, 1, n)
+    return orig, comp, Box(c - radius, c + radius)
+
+
 @SETTINGS
 @given(seed=st.integers(0, 10_000), kind=st.sampled_from(KINDS), radius=st.floats(0.05, 1.0))
 def test_compact_lp_contains_samples_and_is_no_tighter_than_full(seed: int, kind: str, radius: float) -> None:
@@ -82,15 +94,7 @@ def test_compact_model_has_columns_only_for_needed_neurons() -> None:
 
 
 def test_high_dimensional_exact_runs_the_compact_milp_and_is_sound() -> None:
-    from equivrepair.nets.ir import FNN, random_fnn
-
-    n = HIGH_DIM + 14
-    orig = random_fnn([n, 12, 10, 3], seed=4)
-    ws = [np.round(layer.W * 64) / 64 for layer in orig.layers]
-    comp = FNN.from_arrays(ws, [layer.b for layer in orig.layers])
-    rng = np.random.default_rng(0)
-    c = rng.uniform(-1, 1, n)
-    box = Box(c - 0.05, c + 0.05)
+    orig, comp, box = _highdim_pair(3, 0.05)
     res = evaluate(orig, comp, box, method="exact", time_limit=60)
     ref = method_milp(orig, comp, box, time_limit=60, mode="max")
     assert res.status == "exact" and ref.status == "exact"
@@ -210,13 +214,7 @@ def test_highs_options_are_typed_applied_and_checked() -> None:
 
 
 def test_exact_with_highs_options_gives_the_same_delta_and_rejects_bad_options() -> None:
-    from equivrepair.nets.ir import FNN, random_fnn
-
-    n = HIGH_DIM + 14
-    orig = random_fnn([n, 12, 10, 3], seed=4)
-    comp = FNN.from_arrays([np.round(layer.W * 64) / 64 for layer in orig.layers], [layer.b for layer in orig.layers])
-    c = np.random.default_rng(0).uniform(-1, 1, n)
-    box = Box(c - 0.05, c + 0.05)
+    orig, comp, box = _highdim_pair(3, 0.05)
     base = evaluate(orig, comp, box, method="exact", time_limit=60)
     opts = {"mip_pscost_minreliable": 0, "presolve": "on"}
     tuned = evaluate(orig, comp, box, method="exact", time_limit=60, highs_options=opts)
@@ -325,3 +323,99 @@ def test_highs_milp_cutoff_bound_is_sound_on_both_sides_of_the_optimum(seed: int
                 assert r["value"] == pytest.approx(m_star, abs=1e-6 * (1 + abs(m_star)))
             else:  # nothing below c: the bound says so
                 assert r["bound"] >= c - 1e-6 * (1 + abs(c))
+
+
+def test_a_better_witness_from_another_worker_stops_a_milp_soundly() -> None:
+    """``_HighsMILP.shared``: a MILP of mode max also stops once its dual bound settles the
+    objective against the best witness any worker has found since it started. Its bound stays
+    HiGHS's own (never above the optimum); with no witness shared it runs to the optimum."""
+    import multiprocessing as mp
+
+    from equivrepair.nets.ir import FNN, random_fnn
+    from equivrepair.reach.milp import _HighsMILP, _settling_dual_bound
+
+    n = HIGH_DIM + 6
+    orig = random_fnn([n, 8, 6, 3], seed=1)
+    comp = FNN.from_arrays([np.round(layer.W * 32) / 32 for layer in orig.layers], [layer.b for layer in orig.layers])
+    c0 = np.random.default_rng(1).uniform(-1, 1, n)
+    box = Box(c0 - 0.2, c0 + 0.2)
+    net, pre, delta = merged_pre_bounds(orig, comp, box.lower, box.upper)
+    model = build_compact(net, box.lower, box.upper, pre, None, None, delta, integer=True)
+    tol = 1e-6
+    for k in range(3):
+        cost = np.zeros(model.n_cols)
+        cost[model.y_cols[k]] = -1.0
+        ref = _HighsMILP(model, tol).solve(cost, 60.0)
+        assert ref["status"] == "optimal"
+        opt = -ref["value"]  # the maximum of output k of Φ1 − Φ2
+        for best, settles in (
+            (-np.inf, False),
+            (opt - 0.2 * (1 + abs(opt)), False),
+            (opt + 0.2 * (1 + abs(opt)), True),
+        ):
+            solver = _HighsMILP(model, tol)
+            solver.shared = (mp.Value("d", best), tol)
+            r = solver.solve(cost, 60.0)
+            assert r["bound"] <= -opt + 1e-7 * (1 + abs(opt))  # sound: the dual bound is HiGHS's
+            if settles:  # a witness above this objective's maximum: settled, maybe before the optimum
+                assert r["status"] in ("optimal", "interrupted")
+                assert r["bound"] >= _settling_dual_bound(best, tol) - 1e-9 or r["status"] == "optimal"
+            else:  # nothing settles it short of the optimum
+                assert r["status"] == "optimal"
+                assert -r["value"] == pytest.approx(opt, abs=1e-6 * (1 + abs(opt)))
+
+
+@pytest.mark.parametrize("kind", ["rounded", "perturbed", "highdim"])
+def test_workers_solve_the_objectives_side_by_side_with_the_same_delta(kind: str) -> None:
+    """``workers=2`` (mode max): the objectives' MILPs run in two worker processes, each pruning
+    against the best witness so far. Same δ_max as one process to the tolerance; the witness is
+    a real input attaining ``lower``; no sample beats ``upper``."""
+    if kind == "highdim":
+        orig, comp, box = _highdim_pair(4, 0.1)
+    else:
+        orig, comp = make_pair(2, kind)
+        box = Box(-np.ones(orig.n_inputs), np.ones(orig.n_inputs))
+    opts = dict(time_limit=60, compact=True, backend="highs", mode="max", atol=1e-6, rtol=1e-4)
+    one = method_milp(orig, comp, box, **opts)
+    two = method_milp(orig, comp, box, workers=2, **opts)
+    assert one.status == two.status == "exact"
+    assert one.stats["workers"] == 1
+    assert two.stats["workers"] == 2 and two.stats["milps"] >= 2  # more than one objective needed a MILP
+    assert abs(one.delta_max - two.delta_max) <= max(1e-6, 1e-4 * one.delta_max) + 1e-6 * (1 + one.delta_max)
+    w = two.witness
+    assert np.all(w >= box.lower) and np.all(w <= box.upper)
+    assert np.isclose(np.abs(orig.forward(w) - comp.forward(w)).max(), two.lower, rtol=0, atol=1e-12)
+    assert _sampled_max(orig, comp, box).max() <= two.upper + 1e-9
+
+
+def test_exact_passes_workers_to_the_milp_route() -> None:
+    """``evaluate(..., workers=2)`` on more than HIGH_DIM free inputs runs the objectives' MILPs
+    in worker processes when more than one needs a MILP, and gives the same δ_max."""
+    orig, comp, box = _highdim_pair(4, 0.1)
+    one = evaluate(orig, comp, box, method="exact", time_limit=60)
+    two = evaluate(orig, comp, box, method="exact", time_limit=60, workers=2)
+    assert one.status == two.status == "exact"
+    assert two.stats["workers"] == 2
+    assert abs(one.delta_max - two.delta_max) <= max(1e-6, 1e-4 * one.delta_max) + 1e-6 * (1 + one.delta_max)
+
+
+def _die(*args) -> None:
+    import os
+
+    os._exit(3)
+
+
+def test_a_failed_worker_leaves_the_milps_to_this_process(monkeypatch) -> None:
+    """A worker process that dies (here: exits at its first MILP) breaks the pool; the run goes on
+    in this process, says so, and still finds the exact δ_max."""
+    import equivrepair.reach.milp as milp_mod
+
+    orig, comp = make_pair(2, "rounded")
+    box = Box(-np.ones(orig.n_inputs), np.ones(orig.n_inputs))
+    opts = dict(time_limit=60, compact=True, backend="highs", mode="max", atol=1e-6, rtol=1e-4)
+    one = method_milp(orig, comp, box, **opts)
+    monkeypatch.setattr(milp_mod, "_milp_job", _die)
+    two = method_milp(orig, comp, box, workers=2, **opts)
+    assert two.status == "exact" and two.stats["workers"] == 1
+    assert "worker processes failed" in two.message
+    assert abs(one.delta_max - two.delta_max) <= max(1e-6, 1e-4 * one.delta_max) + 1e-6 * (1 + one.delta_max)

@@ -226,6 +226,7 @@ def evaluate(
         milp_opts = dict(compact=True, backend="highs", atol=atol, rtol=rtol)
         if delta_only:
             milp_opts["mode"] = "max"
+            milp_opts["workers"] = workers  # the objectives' MILPs side by side
         milp_opts.update(options)
         res = _run_method("milp", orig, comp, input_set, time_limit, outputs, **milp_opts)
         res.method = "exact"

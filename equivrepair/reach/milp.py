@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import numpy as np
@@ -206,6 +207,7 @@ class _HighsMILP:
         self.h = h
         self.idx = np.arange(model.n_cols, dtype=np.int32)
         self.stop: tuple[float, float] | None = None
+        self.shared: tuple[Any, float] | None = None  # (best witness of all workers, tol), mode max
         h.cbMipInterrupt.subscribe(self._interrupt)
 
     def _interrupt(self, event: Any) -> None:
@@ -213,6 +215,10 @@ class _HighsMILP:
         out = event.data_out
         # the flag lives on in HiGHS between runs, so it is written every time
         stop = self.stop is not None and (out.mip_dual_bound >= self.stop[0] or out.mip_primal_bound <= self.stop[1])
+        if self.shared is not None and not stop:
+            # another worker's witness may have settled this objective since it started
+            best = self.shared[0].value
+            stop = bool(np.isfinite(best) and out.mip_dual_bound >= _settling_dual_bound(best, self.shared[1]))
         event.interrupt(bool(stop))
 
     def solve(
@@ -314,6 +320,78 @@ class _HighsMILP:
         return out
 
 
+_SHARED_BEST: Any = None  # in a worker process of _MilpPool: the best witness value of the run
+
+
+def _init_milp_worker(best: Any) -> None:
+    global _SHARED_BEST
+    _SHARED_BEST = best
+
+
+def _milp_job(model: LPModel, tol: float, gap: float | None, options: dict | None, cost, deadline, kw) -> dict:
+    """One objective's MILP in a worker process (the model travels, HiGHS is set up here), until
+    ``deadline`` (``time.time()``, or None). In mode max (a cutoff at the best witness) it also
+    stops once its bound settles the objective against a better witness found meanwhile (a bound
+    >= the settling level of a higher witness is >= that of the one it started with: the same
+    proof, earlier)."""
+    solver = _HighsMILP(model, tol, gap, options, presolve="off")
+    if kw.get("cutoff") is not None and _SHARED_BEST is not None:
+        solver.shared = (_SHARED_BEST, tol)
+    return solver.solve(cost, None if deadline is None else max(deadline - time.time(), 1e-3), **kw)
+
+
+class _MilpPool:
+    """Worker processes that each solve one objective's MILP at a time (``method_milp(workers=)``).
+
+    Forked, as the branch and bound's workers (:mod:`.parallel`): no main-module import, so a
+    caller's script needs no ``__main__`` guard. Every HiGHS of the project runs on one thread,
+    so HiGHS's scheduler has no worker threads for a child to miss."""
+
+    def __init__(self, workers: int, tol: float, options: dict | None) -> None:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = mp.get_context("fork")
+        self.best = ctx.Value("d", -np.inf)
+        self.ex = ProcessPoolExecutor(
+            max_workers=workers, mp_context=ctx, initializer=_init_milp_worker, initargs=(self.best,)
+        )
+        for _ in range(workers):  # start the processes now, while the caller computes its bounds
+            self.ex.submit(int)
+        self.workers = workers
+        self.tol, self.options = tol, options
+        self.running: dict[tuple[int, int], Any] = {}
+
+    @property
+    def free(self) -> bool:
+        return len(self.running) < self.workers
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.running)
+
+    def submit(
+        self, o: tuple[int, int], model: LPModel, gap: float | None, cost: np.ndarray, rem: float | None, kw: dict
+    ) -> None:
+        deadline = None if rem is None else time.time() + rem  # its setup in the worker counts too
+        self.running[o] = self.ex.submit(_milp_job, model, self.tol, gap, self.options, cost, deadline, kw)
+
+    def finished(self) -> list[tuple[tuple[int, int], dict[str, Any]]]:
+        """Wait for at least one running MILP; the (objective, result) of each that has ended."""
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        if not self.running:
+            return []
+        done, _ = wait(list(self.running.values()), return_when=FIRST_COMPLETED)
+        out = [(o, f.result()) for o, f in self.running.items() if f in done]
+        for o, _ in out:
+            del self.running[o]
+        return out
+
+    def close(self) -> None:
+        self.ex.shutdown(wait=True, cancel_futures=True)
+
+
 class _StartPool:
     """Points of the set seen so far (candidates, LP optima, MILP incumbents) with their Φ1 − Φ2,
     so that each MILP starts from the best known point for its own objective (a MIP start)."""
@@ -353,6 +431,7 @@ def method_milp(
     epsilon: float | None = None,
     highs_options: dict[str, Any] | None = None,
     mip_start: bool = True,
+    workers: int = 1,
 ) -> Discrepancy:
     """δ̃ = max_x |Φ1(x) − Φ2(x)|∞ over ``box`` by big-M MILP (see the module docstring).
 
@@ -378,6 +457,12 @@ def method_milp(
     LP bound is below ε are skipped, every MILP stops once its bound is below ε or an incumbent
     reaches ε (highspy backend), and the run stops at the first witness >= ε. The result is
     ``bounded``; :func:`equivrepair.reach.api.check` reads the decision off lower and upper.
+
+    ``workers`` (mode ``max``, highspy backend): up to that many objectives' MILPs at once, each in
+    a worker process (:class:`_MilpPool`), cut off at the best witness when it starts and stopped
+    once a better witness from any of them settles it; the time is shared among the objectives
+    left as if each worker took its turn at them. With fewer than two objectives to solve the
+    MILP runs here, as without workers; should a worker die, the rest runs here too.
     """
     if backend not in ("cvxpy", "highs"):
         raise ValueError(f"backend must be 'cvxpy' or 'highs', not {backend!r}")
@@ -393,6 +478,22 @@ def method_milp(
         raise ValueError(f"mode 'decide' needs a positive epsilon, got {epsilon!r}")
     t0 = time.perf_counter()
     box.check_dim(orig.n_inputs)
+    pool = _MilpPool(workers, tol, highs_options) if workers > 1 and backend == "highs" and mode == "max" else None
+    try:
+        return _method_milp(
+            orig, comp, box, time_limit, tol, mode, delta_cuts, n_samples, seed, compact, backend,
+            atol, rtol, epsilon, highs_options, mip_start, t0, pool,
+        )  # fmt: skip
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _method_milp(
+    orig, comp, box, time_limit, tol, mode, delta_cuts, n_samples, seed, compact, backend,
+    atol, rtol, epsilon, highs_options, mip_start, t0, pool,
+) -> Discrepancy:  # fmt: skip
+    """The body of :func:`method_milp` (``pool``: its worker processes, or None)."""
 
     def left() -> float | None:
         return None if time_limit is None else time_limit - (time.perf_counter() - t0)
@@ -462,29 +563,34 @@ def method_milp(
         """Settled by the refined bound (the MILP's, where one ran)."""
         return settled(o, float(per[o[0], 1] if o[1] > 0 else -per[o[0], 0]))
 
-    def attempt(k: int, s: int, rem: float | None) -> None:
-        """One MILP for objective s·y_k with ``rem`` seconds; folds its bound and incumbent in."""
-        nonlocal level, model, solver, timed_out, best, w, j
+    def prepare(k: int, s: int) -> tuple[np.ndarray, dict[str, Any]]:
+        """The cost vector of objective s·y_k and the solve options (stop, start, cutoff)."""
         cost = np.zeros(model.n_cols)
         cost[model.y_cols[k]] = -float(s)  # minimise −y for the max, y for the min
-        if backend == "highs":
-            stop = None
-            cutoff = None
-            if mode == "decide":
-                # settled once the bound (after the tolerance added below) is under ε, or s·y_k >= ε
-                cutoff = _settling_dual_bound(epsilon, tol)
-                stop = (cutoff, -epsilon)
-                cutoff += 1e-11 * (1.0 + epsilon)  # what it proves then stays clear of ε
-            elif mode == "max" and slack() > 0:
-                # settled once the bound says s·y_k cannot beat the best witness of *any* objective:
-                # nodes that cannot are pruned, not solved (at the witness itself, not within the
-                # slack of it, so that δ_max, the largest bound, stays as close to it as before)
-                cutoff = _settling_dual_bound(best, tol)
-                stop = (cutoff, -np.inf)
-            x0 = starts.best_for(k, s) if mip_start else None
-            r = solver.solve(cost, rem, stop, None if x0 is None else model_point(net, model, x0), cutoff)
-        else:
-            r = solver.solve(cost, rem)
+        if backend != "highs":
+            return cost, {}
+        stop = None
+        cutoff = None
+        if mode == "decide":
+            # settled once the bound (after the tolerance added below) is under ε, or s·y_k >= ε
+            cutoff = _settling_dual_bound(epsilon, tol)
+            stop = (cutoff, -epsilon)
+            cutoff += 1e-11 * (1.0 + epsilon)  # what it proves then stays clear of ε
+        elif mode == "max" and slack() > 0:
+            # settled once the bound says s·y_k cannot beat the best witness of *any* objective:
+            # nodes that cannot are pruned, not solved (at the witness itself, not within the
+            # slack of it, so that δ_max, the largest bound, stays as close to it as before)
+            cutoff = _settling_dual_bound(best, tol)
+            stop = (cutoff, -np.inf)
+        x0 = starts.best_for(k, s) if mip_start else None
+        start = None if x0 is None else model_point(net, model, x0)
+        return cost, {"stop": stop, "start": start, "cutoff": cutoff}
+
+    def attempt(k: int, s: int, rem: float | None) -> None:
+        """One MILP for objective s·y_k with ``rem`` seconds, in this process."""
+        nonlocal level, model, solver
+        cost, kw = prepare(k, s)
+        r = solver.solve(cost, rem, **kw)
         while r["status"] == "infeasible" and level < 2:
             # still "infeasible" without presolve: a feasible model (the box is not empty) beyond
             # HiGHS's MIP numerics — bounds of ~1e-7 next to activations of ~1e+1 (16-bit pairs).
@@ -496,6 +602,11 @@ def method_milp(
             cost = np.zeros(model.n_cols)
             cost[model.y_cols[k]] = -float(s)
             r = solver.solve(cost, rem)
+        fold(k, s, r)
+
+    def fold(k: int, s: int, r: dict[str, Any]) -> None:
+        """Fold one MILP's bound and incumbent into the per-output bounds and the best witness."""
+        nonlocal timed_out, best, w, j
         solved[(k, s)] = r
         if r["status"] not in ("optimal", "interrupted"):
             timed_out = timed_out or r["status"] == "time_limit"
@@ -512,9 +623,55 @@ def method_milp(
             if wx is not None and v > best:
                 best, w, j = v, wx, wj
 
-    for idx, (k, s) in enumerate(objs):
+    if pool is not None and (solver is None or sum(not settled(o) for o in objs) < 2):
+        pool.close()  # one objective to solve, or none: here, as without workers
+        pool = None
+    gap = 0.5 * slack() if slack() > 0 else None  # as make_solver's, for the workers' MILPs
+
+    def run_pooled(todo: list[tuple[int, int]], first: bool) -> None:
+        """The objectives of ``todo`` on the pool: each, when a worker is free and if it is not
+        settled by then, gets its share of the time left; an "infeasible" is solved again here,
+        where the model can be rebuilt."""
+        nonlocal timed_out
+        queue = list(todo)
+        while queue or pool.busy:
+            while queue and pool.free:
+                o = queue.pop(0)
+                if settled(o) if first else settled_now(o):
+                    if first:
+                        skipped.append(o)
+                    continue
+                rem = left()
+                if rem is not None:
+                    if rem <= (0 if first else 1.0):
+                        timed_out = timed_out or first
+                        queue.clear()
+                        break
+                    pending = 1 + sum(not (settled(q) if first else settled_now(q)) for q in queue)
+                    rem = rem / max(1, -(-pending // pool.workers))
+                cost, kw = prepare(*o)
+                pool.submit(o, model, gap, cost, rem, kw)
+            for o, r in pool.finished():
+                if r["status"] == "infeasible":
+                    attempt(*o, left())
+                else:
+                    fold(*o, r)
+                pool.best.value = best
+
+    pool_note = ""
+    if pool is not None:
+        pool.best.value = best
+        try:
+            run_pooled(objs, True)
+            run_pooled([o for o in solved if solved[o]["status"] == "time_limit" and not settled_now(o)], False)
+        except BrokenProcessPool as e:  # a worker died (killed, out of memory): go on here
+            pool_note = f"; worker processes failed ({e}), the MILPs left were solved in this process"
+            pool = None
+    for idx, (k, s) in enumerate(objs if pool is None else []):
         if solver is None or (mode == "decide" and best >= epsilon):
             break
+        if (k, s) in solved:  # by a worker, before the pool failed
+            continue
         if settled((k, s)):
             skipped.append((k, s))
             continue
@@ -529,7 +686,7 @@ def method_milp(
         attempt(k, s, rem)
     # time left over (objectives settled by a better witness on the way): rerun the MILPs that hit
     # their share of the limit and are still open, sharing what is left
-    again = [o for o in solved if solved[o]["status"] == "time_limit" and not settled_now(o)]
+    again = [o for o in solved if solved[o]["status"] == "time_limit" and not settled_now(o)] if pool is None else []
     for n_left in range(len(again), 0, -1):
         rem = left()
         if rem is None or rem < 1.0 or (mode == "decide" and best >= epsilon):
@@ -574,7 +731,7 @@ def method_milp(
         msg += "; HiGHS called a feasible MILP infeasible: " + (
             "difference cuts dropped" if level == 1 else "difference cuts dropped and bounds widened"
         )
-    msg += note
+    msg += note + pool_note
     return Discrepancy(
         per_output=per,
         lower=float(best),
@@ -592,6 +749,7 @@ def method_milp(
             "backend": _version(backend),
             "formulation": "compact" if compact else "full",
             "milps": len(solved),
+            "workers": pool.workers if pool is not None else 1,
             "skipped": len(skipped),
             "binaries": int(model.integer_cols.size),
             "nodes": int(sum(r.get("nodes", 0) for r in solved.values())),
