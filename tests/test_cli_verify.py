@@ -84,3 +84,32 @@ def test_verify_identical_networks_print_zero_not_minus_zero(tmp_path, capsys):
     assert main(["verify", str(a), str(a), "--input-set", str(box), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "delta_max = 0 " in out and "in [0, 0]" in out and "= -0" not in out and ", -0]" not in out
+
+
+def test_verify_workers_on_many_free_inputs(tmp_path, capsys):
+    """``--workers 2`` on 30 free inputs (the MILP route): the objectives' MILPs in two processes,
+    the same δ_max as one; with ``--epsilon`` the note says the decision runs in one process."""
+    orig = random_fnn([30, 12, 10, 4], 4)
+    comp = FNN.from_arrays([np.round(layer.W * 64) / 64 for layer in orig.layers], [layer.b for layer in orig.layers])
+    a, b = tmp_path / "orig.onnx", tmp_path / "comp.onnx"
+    save_onnx(orig, a)
+    save_onnx(comp, b)
+    c = np.random.default_rng(0).uniform(-1, 1, 30)
+    box = tmp_path / "box.json"
+    box.write_text(json.dumps({"lower": (c - 0.1).tolist(), "upper": (c + 0.1).tolist()}))
+    res = {}
+    for w in (1, 2):
+        out = tmp_path / f"w{w}.json"
+        argv = ["verify", str(a), str(b), "--input-set", str(box), "--workers", str(w), "--json", str(out), "--quiet"]
+        assert main(argv) == 0
+        res[w] = json.loads(out.read_text())
+    assert res[1]["status"] == res[2]["status"] == "exact"
+    assert res[2]["stats"]["workers"] == 2
+    assert abs(res[1]["delta_max"] - res[2]["delta_max"]) <= 1e-4 * res[1]["delta_max"] + 2e-6
+    capsys.readouterr()
+    eps = 1.1 * res[1]["delta_max"]
+    assert (
+        main(["verify", str(a), str(b), "--input-set", str(box), "--epsilon", str(eps), "--workers", "2", "--quiet"])
+        == 0
+    )
+    assert "the ε decision runs in one process" in capsys.readouterr().out

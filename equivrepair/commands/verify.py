@@ -45,7 +45,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=positive("timeout"), help="time limit in seconds (returns the bounds so far)")
     p.add_argument("--atol", type=non_negative("atol"), default=None, help="absolute tolerance of exact methods")
     p.add_argument("--rtol", type=non_negative("rtol"), default=None, help="relative tolerance of exact methods")
-    p.add_argument("--workers", type=positive_int("workers"), default=1, help="worker processes for the exact method")
+    p.add_argument(
+        "--workers",
+        type=positive_int("workers"),
+        default=1,
+        help="worker processes for exact δ_max (the branch-and-bound frontier, or on more than 16 free inputs "
+        "the MILPs of the objectives); an --epsilon decision runs in one process",
+    )
     p.add_argument(
         "--tight-intervals",
         action="store_true",
@@ -105,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"Φ1 {orig.name} ({'-'.join(map(str, orig.widths))})  vs  Φ2 {comp.name} ({'-'.join(map(str, comp.widths))})")
     print(f"input set: {box.label or 'box'} in {box.dim} dimensions ({int((box.upper > box.lower).sum())} free)")
     if args.epsilon is not None:
+        if args.workers > 1:
+            print(f"note: --workers {args.workers} is for δ_max runs; the ε decision runs in one process")
         dec = check(
             orig,
             comp,
