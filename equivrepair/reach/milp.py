@@ -529,9 +529,13 @@ def _method_milp(
             return 0.0
         return max(atol or 0.0, (rtol or 0.0) * best)
 
+    def milp_gap() -> float | None:
+        """HiGHS's absolute gap: half the slack the tolerances allow, or its own default."""
+        return 0.5 * slack() if slack() > 0 else None
+
     def make_solver(mdl: LPModel) -> Any:
         if backend == "highs":
-            return _HighsMILP(mdl, tol, 0.5 * slack() if slack() > 0 else None, highs_options, presolve="off")
+            return _HighsMILP(mdl, tol, milp_gap(), highs_options, presolve="off")
         return _CvxpyMILP(mdl, tol)
 
     level = 0
@@ -626,74 +630,64 @@ def _method_milp(
     if pool is not None and (solver is None or sum(not settled(o) for o in objs) < 2):
         pool.close()  # one objective to solve, or none: here, as without workers
         pool = None
-    gap = 0.5 * slack() if slack() > 0 else None  # as make_solver's, for the workers' MILPs
 
-    def run_pooled(todo: list[tuple[int, int]], first: bool) -> None:
-        """The objectives of ``todo`` on the pool: each, when a worker is free and if it is not
-        settled by then, gets its share of the time left; an "infeasible" is solved again here,
-        where the model can be rebuilt."""
+    def run(todo: list[tuple[int, int]], first: bool) -> None:
+        """The MILPs of the objectives in ``todo`` (in this process, or on the pool's workers): each,
+        when it is its turn and if it is not settled by then, gets an even share of the time left
+        (the objectives left, taken in turns by the workers). ``first``: the first pass over every
+        objective (settled ones are recorded as skipped); else a rerun of those that hit their
+        share, while at least a second is left. An "infeasible" from a worker is solved again
+        here, where the model can be rebuilt."""
         nonlocal timed_out
+        is_settled = settled if first else settled_now
         queue = list(todo)
-        while queue or pool.busy:
-            while queue and pool.free:
+        while queue or (pool is not None and pool.busy):
+            while queue and (pool is None or pool.free):
                 o = queue.pop(0)
-                if settled(o) if first else settled_now(o):
+                if solver is None or (mode == "decide" and best >= epsilon):
+                    queue.clear()
+                    break
+                if first and (o in solved or o in skipped):  # (a rerun after the pool failed)
+                    continue
+                if is_settled(o):
                     if first:
                         skipped.append(o)
                     continue
                 rem = left()
                 if rem is not None:
-                    if rem <= (0 if first else 1.0):
+                    if rem <= (0.0 if first else 1.0):
                         timed_out = timed_out or first
                         queue.clear()
                         break
-                    pending = 1 + sum(not (settled(q) if first else settled_now(q)) for q in queue)
-                    rem = rem / max(1, -(-pending // pool.workers))
+                    pending = 1 + sum(not is_settled(q) for q in queue)
+                    rem = rem / max(1, -(-pending // (1 if pool is None else pool.workers)))
+                if pool is None:
+                    attempt(*o, rem)
+                    continue
                 cost, kw = prepare(*o)
-                pool.submit(o, model, gap, cost, rem, kw)
-            for o, r in pool.finished():
+                pool.submit(o, model, milp_gap(), cost, rem, kw)
+            for o, r in pool.finished() if pool is not None else []:
                 if r["status"] == "infeasible":
                     attempt(*o, left())
                 else:
                     fold(*o, r)
                 pool.best.value = best
 
+    def run_all() -> None:
+        run(objs, True)
+        # time left over (objectives settled by a better witness on the way): rerun the MILPs that
+        # hit their share of the limit and are still open, sharing what is left
+        run([o for o in solved if solved[o]["status"] == "time_limit" and not settled_now(o)], False)
+
     pool_note = ""
-    if pool is not None:
-        pool.best.value = best
-        try:
-            run_pooled(objs, True)
-            run_pooled([o for o in solved if solved[o]["status"] == "time_limit" and not settled_now(o)], False)
-        except BrokenProcessPool as e:  # a worker died (killed, out of memory): go on here
-            pool_note = f"; worker processes failed ({e}), the MILPs left were solved in this process"
-            pool = None
-    for idx, (k, s) in enumerate(objs if pool is None else []):
-        if solver is None or (mode == "decide" and best >= epsilon):
-            break
-        if (k, s) in solved:  # by a worker, before the pool failed
-            continue
-        if settled((k, s)):
-            skipped.append((k, s))
-            continue
-        rem = left()
-        if rem is not None:
-            if rem <= 0:
-                timed_out = True
-                break
-            # an even share of what is left among the objectives that still need a MILP
-            pending = [o for o in objs[idx:] if not settled(o)]
-            rem = rem / max(1, len(pending))
-        attempt(k, s, rem)
-    # time left over (objectives settled by a better witness on the way): rerun the MILPs that hit
-    # their share of the limit and are still open, sharing what is left
-    again = [o for o in solved if solved[o]["status"] == "time_limit" and not settled_now(o)] if pool is None else []
-    for n_left in range(len(again), 0, -1):
-        rem = left()
-        if rem is None or rem < 1.0 or (mode == "decide" and best >= epsilon):
-            break
-        o = again[len(again) - n_left]
-        if not settled_now(o):
-            attempt(*o, rem / n_left)
+    try:
+        if pool is not None:
+            pool.best.value = best
+        run_all()
+    except BrokenProcessPool as e:  # a worker died (killed, out of memory): go on here
+        pool_note = f"; worker processes failed ({e}), the MILPs left were solved in this process"
+        pool = None
+        run_all()
     per[:, 1] = np.maximum(per[:, 1], per[:, 0])
     note = ""
     if w is not None:
