@@ -419,3 +419,28 @@ def test_a_failed_worker_leaves_the_milps_to_this_process(monkeypatch) -> None:
     assert two.status == "exact" and two.stats["workers"] == 1
     assert "worker processes failed" in two.message
     assert abs(one.delta_max - two.delta_max) <= max(1e-6, 1e-4 * one.delta_max) + 1e-6 * (1 + one.delta_max)
+
+
+def test_workers_on_a_real_mnist_pair_keep_every_bound_in_order(data) -> None:
+    """mnist_relu_3_100 vs its 16-bit copy, ±1 pixel around test image 4, where three objectives
+    need a MILP: with two workers (actually used) and with one, lower <= δ_max, every sample <=
+    δ_max <= the differential and LP over-approximations, the witness attains lower on the
+    original networks, and the two exact runs agree to the tolerance."""
+    from tests.test_relu_split import _mnist_pair
+
+    orig, comp, X = _mnist_pair(data, 5)
+    v = X[4].reshape(-1).astype(float)
+    box = Box(np.clip(v - 1, 0, 255), np.clip(v + 1, 0, 255))
+    one = evaluate(orig, comp, box, time_limit=60)
+    two = evaluate(orig, comp, box, time_limit=60, workers=2)
+    assert two.stats["workers"] == 2 and two.stats["milps"] >= 2
+    overs = [evaluate(orig, comp, box, method=m).upper for m in ("differential", "lp")]
+    smax = _sampled_max(orig, comp, box, n=20000).max()
+    for r in (one, two):
+        assert r.status == "exact"
+        attained = np.abs(orig.forward(r.witness) - comp.forward(r.witness)).max()
+        assert attained == pytest.approx(r.lower, rel=1e-12)
+        assert r.lower <= r.delta_max and smax <= r.delta_max
+        assert all(r.delta_max <= u for u in overs)
+    tol = max(1e-6, 1e-4 * one.delta_max)
+    assert abs(one.delta_max - two.delta_max) <= 2 * tol
