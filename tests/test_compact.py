@@ -444,3 +444,86 @@ def test_workers_on_a_real_mnist_pair_keep_every_bound_in_order(data) -> None:
         assert all(r.delta_max <= u for u in overs)
     tol = max(1e-6, 1e-4 * one.delta_max)
     assert abs(one.delta_max - two.delta_max) <= 2 * tol
+
+
+def _mnist_256x4_ball(data, image: int, p: int):
+    """mnist-net_256x4 (inputs in [0, 1]), its 8-bit copy (the benchmark's round8) and the ±p/255
+    ball around MNIST test image ``image``, clipped to [0, 1]."""
+    import sys
+
+    from equivrepair.data.mnist import load_mnist
+    from equivrepair.nets.onnx_io import load_onnx
+    from tests.conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from acasxu_exact import round8
+
+    orig = load_onnx(data / "mnistfc" / "mnist-net_256x4.onnx")
+    X, _ = load_mnist(data / "mnist", split="test", scale="byte", limit=image + 1)
+    v = X[image].reshape(-1).astype(float)
+    return orig, round8(orig), Box(np.clip(v - p, 0, 255) / 255, np.clip(v + p, 0, 255) / 255)
+
+
+def test_a_stalled_primal_simplex_lp_is_finished_by_dual_simplex(data) -> None:
+    """mnist-net_256x4 vs 8-bit, ±1/255 around test image 97: HiGHS's warm primal simplex stalls on
+    the first settling LP (hundreds of thousands of iterations on 110 rows; this instance used to
+    spend its whole time limit there). The iteration cap hands it to dual simplex: every LP of the
+    compact model is optimal within seconds, with the values of a cold dual-simplex solve, and the
+    exact δ_max follows well inside the limit."""
+    import time
+
+    from equivrepair.reach.bounds import differential_output_bounds
+    from equivrepair.reach.lp import _HighsLP, highs_model
+
+    orig, comp, box = _mnist_256x4_ball(data, 97, 1)
+    net, pre, delta = merged_pre_bounds(orig, comp, box.lower, box.upper)
+    d = differential_output_bounds(orig, comp, box.lower, box.upper)
+    pre[-1] = (np.maximum(pre[-1][0], d[0]), np.minimum(pre[-1][1], d[1]))
+    model = build_compact(net, box.lower, box.upper, pre, None, None, delta, integer=False)
+    t0 = time.perf_counter()
+    lp = _HighsLP(model, 60.0, t0)
+    cold = highs_model(model)
+    cold.setOptionValue("simplex_strategy", 1)
+    for k in range(model.y_cols.size):
+        for s in (1.0, -1.0):
+            cost = np.zeros(model.n_cols)
+            cost[model.y_cols[k]] = s
+            st, val, _, _ = lp(cost)
+            cold.changeColsCost(model.n_cols, np.arange(model.n_cols, dtype=np.int32), cost)
+            cold.run()
+            assert st == "optimal"
+            ref = cold.getInfo().objective_function_value
+            assert val == pytest.approx(ref, abs=1e-9 * (1 + abs(ref)))
+    assert lp.stalls >= 1  # the instance still stalls primal simplex: the cap is what is tested
+    assert time.perf_counter() - t0 < 20.0
+    r = evaluate(orig, comp, box, time_limit=60)
+    assert r.status == "exact" and r.stats["time"] < 30.0
+    attained = np.abs(orig.forward(r.witness) - comp.forward(r.witness)).max()
+    assert attained == pytest.approx(r.lower, rel=1e-12)
+    x = np.random.default_rng(0).uniform(box.lower, box.upper, size=(20000, box.dim))
+    assert np.abs(orig.forward(x) - comp.forward(x)).max() <= r.delta_max
+
+
+def test_every_primal_run_capped_at_once_gives_the_same_lp_values(monkeypatch) -> None:
+    """With an iteration cap of one, the first settling LP is handed from primal to dual simplex,
+    which the model then keeps: every value is that of the uncapped primal runs (the fallback
+    changes the path, not the optimum)."""
+    import time
+
+    import equivrepair.reach.lp as lpmod
+
+    orig, comp = make_pair(7, "rounded")
+    box = Box(-0.5 * np.ones(orig.n_inputs), 0.5 * np.ones(orig.n_inputs))
+    net, pre, delta = merged_pre_bounds(orig, comp, box.lower, box.upper)
+    model = build_compact(net, box.lower, box.upper, pre, None, None, delta, integer=False)
+    plain = lpmod._HighsLP(model, None, time.perf_counter())
+    monkeypatch.setattr(lpmod, "_primal_iteration_cap", lambda rows, cols: 1)
+    capped = lpmod._HighsLP(model, None, time.perf_counter())
+    for k in range(model.y_cols.size):
+        for s in (1.0, -1.0):
+            cost = np.zeros(model.n_cols)
+            cost[model.y_cols[k]] = s
+            (st_a, a, _, _), (st_b, b, _, _) = plain(cost), capped(cost)
+            assert st_a == st_b == "optimal"
+            assert b == pytest.approx(a, abs=1e-9 * (1 + abs(a)))
+    assert plain.stalls == 0 and capped.stalls == 1

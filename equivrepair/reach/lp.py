@@ -607,6 +607,13 @@ class _HighsLP:
         # only the objective changes between solves, so the last basis stays primal feasible:
         # primal simplex restarts from it (measured 5x fewer iterations than dual on MNIST balls)
         h.setOptionValue("simplex_strategy", 4)
+        # ... but primal simplex can stall on these degenerate models (MNIST 256x4 ±1 image 97:
+        # 489,511 iterations in 20 s on a 110-row LP that dual simplex solves in 979), so each
+        # primal run gets an iteration cap and a stalled one is finished by dual simplex, which
+        # this model then keeps.
+        self.cap = _primal_iteration_cap(model.n_rows, model.n_cols)
+        h.setOptionValue("simplex_iteration_limit", self.cap)
+        self.stalls = 0
         self.h = h
         self.n = model.n_cols
         self.idx = np.arange(model.n_cols, dtype=np.int32)
@@ -621,6 +628,10 @@ class _HighsLP:
         h.changeColsCost(self.n, self.idx, cost)
         run_highs(h)
         ms = h.getModelStatus()
+        if ms == self.hp.HighsModelStatus.kIterationLimit:
+            self._to_dual()
+            run_highs(h)
+            ms = h.getModelStatus()
         if ms not in (self.hp.HighsModelStatus.kOptimal, self.hp.HighsModelStatus.kTimeLimit):
             h.clearSolver()
             h.setOptionValue("presolve", "on")
@@ -641,6 +652,21 @@ class _HighsLP:
         x = np.asarray(sol.col_value) if sol.value_valid else None
         y = np.asarray(sol.row_dual) if sol.dual_valid else None
         return st, val, x, y
+
+    def _to_dual(self) -> None:
+        """Give up primal simplex on this model: dual simplex, no iteration cap, from here on."""
+        self.stalls += 1
+        self.h.setOptionValue("simplex_strategy", 1)
+        self.h.setOptionValue("simplex_iteration_limit", _NO_ITERATION_LIMIT)
+
+
+_NO_ITERATION_LIMIT = 2**31 - 1  # HiGHS's default simplex_iteration_limit (kHighsIInf)
+
+
+def _primal_iteration_cap(n_rows: int, n_cols: int) -> int:
+    """Simplex iterations after which a warm primal run counts as stalled (a few times what a
+    solve from scratch takes on these models: ~1k iterations on a 110 x 840 MNIST LP)."""
+    return int(max(5_000, 10 * (n_rows + n_cols)))
 
 
 class _CvxpyLP:
