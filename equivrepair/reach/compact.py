@@ -50,7 +50,8 @@ def build_compact(
     b = _Builder()
     x_cols = b.add_cols(lo, hi)
     # E v + e is the affine expression of each neuron of the previous layer over the columns so far
-    E = np.eye(lo.size)
+    # (None for the inputs themselves: E = I, e = 0, not multiplied out)
+    E: np.ndarray | None = None
     e = np.zeros(lo.size)
     prev_lo, prev_hi = lo, hi
     int_cols: list[np.ndarray] = []
@@ -60,7 +61,7 @@ def build_compact(
         W, bias = layers[i].W, layers[i].b
         zl, zu = layer_bounds(W, bias, pre_bounds[i], prev_lo, prev_hi)
         n = zl.size
-        Z = W @ E
+        Z = W.copy() if E is None else W @ E
         zc = W @ e + bias
         active = zl >= 0.0
         unstable = (zl < 0.0) & (zu > 0.0)
@@ -116,7 +117,7 @@ def build_compact(
     W, bias = layers[-1].W, layers[-1].b
     yl, yu = layer_bounds(W, bias, pre_bounds[n_hidden] if len(pre_bounds) > n_hidden else None, prev_lo, prev_hi)
     m = yl.size
-    Y = W @ E
+    Y = W.copy() if E is None else W @ E
     yc = W @ e + bias
     y = b.add_cols(yl, yu)
     M = np.zeros((m, b.n_cols))

@@ -530,6 +530,7 @@ def lp_bounds_merged(
     delta_bounds: list[tuple[np.ndarray, np.ndarray]] | None = None,
     time_limit: float | None = None,
     compact: bool = False,
+    skip: np.ndarray | None = None,
 ) -> LPBounds:
     """Minimise and maximise each objective row C_r·y (default: each output) over the triangle LP.
 
@@ -538,7 +539,8 @@ def lp_bounds_merged(
     swapped and re-solved warm) or ``"cvxpy"`` (cvxpy with solver HiGHS; for cross-checking).
     ``compact=True`` solves the same relaxation with stable neurons substituted away
     (:mod:`compact`; far smaller when few neurons are unstable). Returned bounds are sound (see the
-    module docstring).
+    module docstring). ``skip`` (k, 2) booleans: the (lower, upper) LPs not to solve, e.g. those
+    a caller has settled already; they come back as −inf / +inf with status ``"skipped"``.
     """
     t0 = time.perf_counter()
     if compact:
@@ -561,8 +563,13 @@ def lp_bounds_merged(
     tol = 0.0
     n_lps = 0
     bound = SafeBound(model)  # the model's transposes once, not per LP
+    skip = np.zeros((k, 2), dtype=bool) if skip is None else np.asarray(skip, dtype=bool).reshape(k, 2)
     for r in range(k):
-        for sense in ("lower", "upper"):
+        for side, sense in enumerate(("lower", "upper")):
+            if skip[r, side]:
+                out[sense][r] = out["raw_" + sense][r] = -np.inf if sense == "lower" else np.inf
+                status.append("skipped")
+                continue
             cost = np.zeros(model.n_cols)
             cost[model.y_cols] = C[r] if sense == "lower" else -C[r]
             st, val, x, y = solve(cost)
