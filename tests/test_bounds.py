@@ -433,5 +433,6 @@ def test_left_mul_is_the_stacked_matrix_product() -> None:
     from equivrepair.reach.bounds import _left_mul
 
     rng = np.random.default_rng(0)
-    W, F = rng.normal(size=(7, 5)), rng.normal(size=(11, 5, 3))
-    np.testing.assert_allclose(_left_mul(W, F), np.matmul(W, F), rtol=1e-13, atol=1e-13)
+    for n in (1, 3):  # one box (its own product) and a batch
+        W, F = rng.normal(size=(7, 5)), rng.normal(size=(11, 5, n))
+        np.testing.assert_allclose(_left_mul(W, F), np.matmul(W, F), rtol=1e-13, atol=1e-13)

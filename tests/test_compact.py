@@ -527,3 +527,27 @@ def test_every_primal_run_capped_at_once_gives_the_same_lp_values(monkeypatch) -
             assert st_a == st_b == "optimal"
             assert b == pytest.approx(a, abs=1e-9 * (1 + abs(a)))
     assert plain.stalls == 0 and capped.stalls == 1
+
+
+def test_mode_max_skips_the_lps_the_differential_bounds_settle_and_keeps_delta(data) -> None:
+    """The real 3x100 pair at ±1 around test image 0: mode max solves only the settling LPs that
+    the differential bounds and the sampled witness leave open (fewer than the 20 of mode all),
+    and its δ_max is the largest exact per-output bound of mode all (every LP and MILP solved)."""
+    from tests.test_relu_split import _mnist_pair
+
+    orig, comp, X = _mnist_pair(data, 1)
+    v = X[0].reshape(-1).astype(float)
+    box = Box(np.clip(v - 1, 0, 255), np.clip(v + 1, 0, 255))
+    kw = dict(time_limit=120, compact=True, backend="highs")
+    fast = method_milp(orig, comp, box, mode="max", atol=1e-6, rtol=1e-4, **kw)
+    full = method_milp(orig, comp, box, mode="all", **kw)
+    assert fast.status == full.status == "exact"
+    assert fast.stats["lps"] < 20 == full.stats["lps"]
+    ref = float(np.max(np.abs(full.per_output)))
+    assert abs(fast.delta_max - ref) <= max(1e-6, 1e-4 * ref) + 1e-6 * (1 + ref)
+    # the skipped objectives keep sound (looser) per-output bounds: every sample lies inside
+    x = np.random.default_rng(0).uniform(box.lower, box.upper, size=(20000, box.dim))
+    d = orig.forward(x) - comp.forward(x)
+    assert np.all(d >= fast.per_output[:, 0] - 1e-9) and np.all(d <= fast.per_output[:, 1] + 1e-9)
+    assert np.all(fast.per_output[:, 0] <= full.per_output[:, 0] + 1e-6)
+    assert np.all(fast.per_output[:, 1] >= full.per_output[:, 1] - 1e-6)

@@ -176,11 +176,12 @@ def _range(F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _left_mul(W: np.ndarray, F: np.ndarray) -> np.ndarray:
-    """W @ F for stacked forms F (s, k, N): one matrix product over all slots and boxes (4x
-    faster than np.matmul's broadcast loop of s small products on a 784-input MNIST net)."""
-    s, k, N = F.shape
-    out = W @ F.transpose(1, 0, 2).reshape(k, s * N)
-    return out.reshape(W.shape[0], s, N).transpose(1, 0, 2)
+    """W @ F for stacked forms F (s, k, N). One box (N = 1, the MILP route): one (s, k) @ (k, w)
+    product, 8x faster than np.matmul's broadcast loop of s matrix-vector products on a
+    784-input MNIST net; batches keep np.matmul, faster there (measured on ACAS Xu shapes)."""
+    if F.shape[2] == 1:
+        return (F[:, :, 0] @ W.T)[:, :, None]
+    return np.matmul(W, F)
 
 
 def _affine_forms(
