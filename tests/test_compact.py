@@ -529,10 +529,12 @@ def test_every_primal_run_capped_at_once_gives_the_same_lp_values(monkeypatch) -
     assert plain.stalls == 0 and capped.stalls == 1
 
 
-def test_mode_max_skips_the_lps_the_differential_bounds_settle_and_keeps_delta(data) -> None:
-    """The real 3x100 pair at ±1 around test image 0: mode max solves only the settling LPs that
-    the differential bounds and the sampled witness leave open (fewer than the 20 of mode all),
-    and its δ_max is the largest exact per-output bound of mode all (every LP and MILP solved)."""
+def test_mode_max_skips_the_lps_the_differential_bounds_settle_and_keeps_delta(data, monkeypatch) -> None:
+    """The real 3x100 pair at ±1 around test image 0 (36 unstable neurons): mode max solves only
+    the settling LPs that the differential bounds and the sampled witness leave open (fewer than
+    the 20 of mode all), and its δ_max is the largest exact per-output bound of mode all (every LP
+    and MILP solved); with the unstable-neuron limit below 36 it solves all 20 LPs again."""
+    import equivrepair.reach.milp as milpmod
     from tests.test_relu_split import _mnist_pair
 
     orig, comp, X = _mnist_pair(data, 1)
@@ -551,3 +553,7 @@ def test_mode_max_skips_the_lps_the_differential_bounds_settle_and_keeps_delta(d
     assert np.all(d >= fast.per_output[:, 0] - 1e-9) and np.all(d <= fast.per_output[:, 1] + 1e-9)
     assert np.all(fast.per_output[:, 0] <= full.per_output[:, 0] + 1e-6)
     assert np.all(fast.per_output[:, 1] >= full.per_output[:, 1] - 1e-6)
+    monkeypatch.setattr(milpmod, "LP_SKIP_MAX_UNSTABLE", 0)
+    every = method_milp(orig, comp, box, mode="max", atol=1e-6, rtol=1e-4, **kw)
+    assert every.stats["lps"] == 20 and every.status == "exact"
+    assert abs(every.delta_max - ref) <= max(1e-6, 1e-4 * ref) + 1e-6 * (1 + ref)
