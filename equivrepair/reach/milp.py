@@ -507,20 +507,21 @@ def _method_milp(
         pre[-1] = (np.maximum(pre[-1][0], diff_out[0]), np.minimum(pre[-1][1], diff_out[1]))
         pre[-1] = (pre[-1][0], np.maximum(pre[-1][1], pre[-1][0]))
     deltas = delta if delta_cuts else None
-    # a witness first: on a small model (few unstable neurons) the LPs of objectives that the
+    # on a small model (few unstable neurons) a witness first: the LPs of objectives that the
     # bounds so far already settle against it (mode max) or against ε (mode decide) are not
-    # solved (at ±1/255 on MNIST, 19 of 20). On larger ones every LP is solved: their bounds are
-    # the MILP's output column bounds, which save it more nodes than the LPs cost
+    # solved (at ±1/255 on MNIST, 19 of 20). On larger ones every LP is solved, then the witness
+    # searched among their optima, as before: the LP bounds are the MILP's output column bounds,
+    # which save it more nodes than the LPs cost
     cand = [default_candidates(box, n_samples, seed)]
-    best, w, j, _ = best_witness(orig, comp, box, cand[0])
     skip = np.zeros((pre[-1][0].size, 2), dtype=bool)
     n_unstable = sum(int(np.sum((lo < 0.0) & (hi > 0.0))) for lo, hi in pre[:-1])
-    small = n_unstable <= LP_SKIP_MAX_UNSTABLE
-    if small and mode == "max":
-        gap = _slack(best, atol, rtol)
-        skip = np.stack([-pre[-1][0] <= best + gap, pre[-1][1] <= best + gap], axis=1)
-    elif small and mode == "decide":
-        skip = np.stack([-pre[-1][0] < epsilon, pre[-1][1] < epsilon], axis=1)
+    small = n_unstable <= LP_SKIP_MAX_UNSTABLE and mode in ("max", "decide")
+    if small:
+        best, w, j, _ = best_witness(orig, comp, box, cand[0])
+        target = best + _slack(best, atol, rtol) if mode == "max" else epsilon
+        # settled: max at or below the witness (plus slack), decide strictly below ε
+        skip = np.stack([-pre[-1][0], pre[-1][1]], axis=1)
+        skip = skip <= target if mode == "max" else skip < target
     lp = lp_bounds_merged(
         net, box.lower, box.upper, pre, box.A, box.c, delta_bounds=deltas, time_limit=left(), compact=compact, skip=skip
     )
@@ -530,11 +531,12 @@ def _method_milp(
     m = lo_b.size
     lp_x = np.vstack([lp.x_lower, lp.x_upper])
     cand.append(lp_x[np.all(np.isfinite(lp_x), axis=1)])
-    if w is not None:
-        cand.append(w[None])
-    v, w2, j2, _ = best_witness(orig, comp, box, np.vstack(cand[1:]))
-    if w2 is not None and v > best:
-        best, w, j = v, w2, j2
+    if small:
+        v, w2, j2, _ = best_witness(orig, comp, box, np.vstack(cand[1:] + ([w[None]] if w is not None else [])))
+        if w2 is not None and v > best:
+            best, w, j = v, w2, j2
+    else:
+        best, w, j, _ = best_witness(orig, comp, box, np.vstack(cand))
     starts = _StartPool(orig, comp, box, np.vstack(cand + ([w[None]] if w is not None else [])))
 
     def _milp_model(lvl: int) -> Any:
