@@ -177,7 +177,7 @@ def _range(F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _left_mul(W: np.ndarray, F: np.ndarray) -> np.ndarray:
     """W @ F for stacked forms F (s, k, N). One box (N = 1, the MILP route): one (s, k) @ (k, w)
-    product, 8x faster than np.matmul's broadcast loop of s matrix-vector products on a
+    product, 7x faster than np.matmul's broadcast loop of s matrix-vector products on a
     784-input MNIST net; batches keep np.matmul, faster there (measured on ACAS Xu shapes)."""
     if F.shape[2] == 1:
         return (F[:, :, 0] @ W.T)[:, :, None]
