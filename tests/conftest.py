@@ -26,3 +26,16 @@ def data() -> Path:
     if not d.is_dir():
         pytest.skip(f"shared data not found at {d} (set EQUIVREPAIR_DATA)")
     return d
+
+
+def round8(net):
+    """The benchmarks' 8-bit copy of ``net`` (``benchmarks/acasxu_exact.round8``: symmetric
+    per-tensor rounding, s = max|w|/127), so tests use the issue's pairs exactly."""
+    import sys
+
+    bench = str(ROOT / "benchmarks")
+    if bench not in sys.path:
+        sys.path.insert(0, bench)
+    from acasxu_exact import round8 as _round8
+
+    return _round8(net)

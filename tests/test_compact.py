@@ -449,14 +449,9 @@ def test_workers_on_a_real_mnist_pair_keep_every_bound_in_order(data) -> None:
 def _mnist_256x4_ball(data, image: int, p: int):
     """mnist-net_256x4 (inputs in [0, 1]), its 8-bit copy (the benchmark's round8) and the ±p/255
     ball around MNIST test image ``image``, clipped to [0, 1]."""
-    import sys
-
     from equivrepair.data.mnist import load_mnist
     from equivrepair.nets.onnx_io import load_onnx
-    from tests.conftest import ROOT
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from acasxu_exact import round8
+    from tests.conftest import round8
 
     orig = load_onnx(data / "mnistfc" / "mnist-net_256x4.onnx")
     X, _ = load_mnist(data / "mnist", split="test", scale="byte", limit=image + 1)

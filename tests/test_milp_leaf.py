@@ -192,14 +192,9 @@ def test_branch_and_bound_with_milp_leaves_matches_without(seed):
 
 def test_acas_xu_8bit_sub_box_agrees_with_and_without_milp_leaves(data):
     """ACAS Xu 1_1 against its 8-bit copy on a tenth of the property-1 box: same δ_max both ways."""
-    import sys
-
     from equivrepair.nets.onnx_io import load_onnx
     from equivrepair.spec.vnnlib import read_vnnlib
-    from tests.conftest import ROOT
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from acasxu_exact import round8
+    from tests.conftest import round8
 
     orig = load_onnx(data / "acasxu" / "ACASXU_run2a_1_1_batch_2000.onnx")
     comp = round8(orig)
@@ -215,14 +210,9 @@ def test_acas_xu_8bit_sub_box_agrees_with_and_without_milp_leaves(data):
 def test_designated_boxes_far_above_their_threshold_are_split(data):
     """ACAS Xu 1_1 against its 8-bit copy on the property-1 box: the policy designates MILP leaves;
     with a gap no box can meet, every designated box is split instead, and δ_max is the same."""
-    import sys
-
     from equivrepair.nets.onnx_io import load_onnx
     from equivrepair.spec.vnnlib import read_vnnlib
-    from tests.conftest import ROOT
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from acasxu_exact import round8
+    from tests.conftest import round8
 
     orig = load_onnx(data / "acasxu" / "ACASXU_run2a_1_1_batch_2000.onnx")
     comp = round8(orig)

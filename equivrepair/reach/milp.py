@@ -518,10 +518,8 @@ def _method_milp(
     small = n_unstable <= LP_SKIP_MAX_UNSTABLE and mode in ("max", "decide")
     if small:
         best, w, j, _ = best_witness(orig, comp, box, cand[0])
-        target = best + _slack(best, atol, rtol) if mode == "max" else epsilon
-        # settled: max at or below the witness (plus slack), decide strictly below ε
-        skip = np.stack([-pre[-1][0], pre[-1][1]], axis=1)
-        skip = skip <= target if mode == "max" else skip < target
+        sides = np.stack([-pre[-1][0], pre[-1][1]], axis=1)  # the (min, max) objectives' bounds
+        skip = _settles(sides, mode, best, _slack(best, atol, rtol), epsilon)
     lp = lp_bounds_merged(
         net, box.lower, box.upper, pre, box.A, box.c, delta_bounds=deltas, time_limit=left(), compact=compact, skip=skip
     )
@@ -579,11 +577,7 @@ def _method_milp(
 
     def settled(o: tuple[int, int], side: float | None = None) -> bool:
         side = side_of(o) if side is None else side
-        if mode == "max":
-            return side <= best + slack()
-        if mode == "decide":
-            return side < epsilon
-        return False
+        return bool(_settles(side, mode, best, slack(), epsilon))
 
     def settled_now(o: tuple[int, int]) -> bool:
         """Settled by the refined bound (the MILP's, where one ran)."""
@@ -780,6 +774,16 @@ def _method_milp(
 LP_SKIP_MAX_UNSTABLE = 40
 """Up to this many unstable neurons, :func:`method_milp` skips the settling LPs that the
 differential bounds and a sampled witness already settle; above it, it solves them all."""
+
+
+def _settles(side: Any, mode: str, best: float, slack: float, epsilon: float | None) -> Any:
+    """Whether an objective bounded above by ``side`` (a number or an array) needs no more work:
+    mode max, at most the best witness plus the slack; mode decide, strictly below ε; else never."""
+    if mode == "max":
+        return np.asarray(side) <= best + slack
+    if mode == "decide":
+        return np.asarray(side) < epsilon
+    return np.zeros(np.shape(side), dtype=bool)
 
 
 def _slack(best: float, atol: float | None, rtol: float | None) -> float:
