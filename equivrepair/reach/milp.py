@@ -42,6 +42,7 @@ from .bounds import (
 )
 from .compact import build_compact, model_point
 from .lp import LPModel, build_relaxation, highs_model, lp_bounds_merged, run_highs, set_highs_options
+from .phase_bab import PhaseBaB
 from .result import Discrepancy
 
 
@@ -433,6 +434,7 @@ def method_milp(
     highs_options: dict[str, Any] | None = None,
     mip_start: bool = True,
     workers: int = 1,
+    mip_solver: str = "auto",
 ) -> Discrepancy:
     """δ̃ = max_x |Φ1(x) − Φ2(x)|∞ over ``box`` by big-M MILP (see the module docstring).
 
@@ -464,7 +466,18 @@ def method_milp(
     once a better witness from any of them settles it; the time is shared among the objectives
     left as if each worker took its turn at them. With fewer than two objectives to solve the
     MILP runs here, as without workers; should a worker die, the rest runs here too.
+
+    ``mip_solver`` (highspy backend, compact model): ``"highs"`` solves each MILP with HiGHS's
+    MIP solver; ``"phase"`` with :class:`.phase_bab.PhaseBaB` (LP branch and bound over the ReLU
+    phases, pseudocost branching, bounds rigorous from the LP duals); ``"auto"`` takes the phase
+    branch and bound for a model of at most :data:`PHASE_MAX_BINARIES` binaries run in this
+    process, where HiGHS's root work (cuts, probing, strong branching on a dense LP) costs more
+    than the whole search, and HiGHS otherwise.
     """
+    if mip_solver not in ("auto", "highs", "phase"):
+        raise ValueError(f"mip_solver must be 'auto', 'highs' or 'phase', not {mip_solver!r}")
+    if mip_solver == "phase" and not (backend == "highs" and compact):
+        raise ValueError("mip_solver='phase' needs backend='highs' and compact=True")
     if backend not in ("cvxpy", "highs"):
         raise ValueError(f"backend must be 'cvxpy' or 'highs', not {backend!r}")
     if mode not in ("all", "max", "decide"):
@@ -483,7 +496,7 @@ def method_milp(
     try:
         return _method_milp(
             orig, comp, box, time_limit, tol, mode, delta_cuts, n_samples, seed, compact, backend,
-            atol, rtol, epsilon, highs_options, mip_start, t0, pool,
+            atol, rtol, epsilon, highs_options, mip_start, t0, pool, mip_solver,
         )  # fmt: skip
     finally:
         if pool is not None:
@@ -492,7 +505,7 @@ def method_milp(
 
 def _method_milp(
     orig, comp, box, time_limit, tol, mode, delta_cuts, n_samples, seed, compact, backend,
-    atol, rtol, epsilon, highs_options, mip_start, t0, pool,
+    atol, rtol, epsilon, highs_options, mip_start, t0, pool, mip_solver,
 ) -> Discrepancy:  # fmt: skip
     """The body of :func:`method_milp` (``pool``: its worker processes, or None)."""
 
@@ -554,9 +567,11 @@ def _method_milp(
         return 0.5 * slack() if slack() > 0 else None
 
     def make_solver(mdl: LPModel) -> Any:
-        if backend == "highs":
-            return _HighsMILP(mdl, tol, milp_gap(), highs_options, presolve="off")
-        return _CvxpyMILP(mdl, tol)
+        if backend != "highs":
+            return _CvxpyMILP(mdl, tol)
+        if _use_phase(mip_solver, compact, pool is not None, mdl.integer_cols.size):
+            return PhaseBaB(mdl, tol, milp_gap(), max_nodes=PHASE_MAX_NODES, branching="pseudocost")
+        return _HighsMILP(mdl, tol, milp_gap(), highs_options, presolve="off")
 
     level = 0
     model = _milp_model(0)
@@ -604,7 +619,10 @@ def _method_milp(
             stop = (cutoff, -np.inf)
         x0 = starts.best_for(k, s) if mip_start else None
         start = None if x0 is None else model_point(net, model, x0)
-        return cost, {"stop": stop, "start": start, "cutoff": cutoff}
+        kw = {"stop": stop, "start": start, "cutoff": cutoff}
+        if isinstance(solver, PhaseBaB):  # its incumbents are valued on the networks themselves
+            kw["value_at"] = lambda x: -float(s) * float(discrepancy_at(orig, comp, x)[0, k])
+        return cost, kw
 
     def attempt(k: int, s: int, rem: float | None) -> None:
         """One MILP for objective s·y_k with ``rem`` seconds, in this process."""
@@ -763,12 +781,25 @@ def _method_milp(
             "skipped": len(skipped),
             "binaries": int(model.integer_cols.size),
             "nodes": int(sum(r.get("nodes", 0) for r in solved.values())),
+            "mip_solver": type(solver).__name__ if solver is not None else None,
             "max_mip_gap": float(max(gaps)) if gaps else None,
             "milp_status": {f"y{k}{'+' if s > 0 else '-'}": r["status"] for (k, s), r in solved.items()},
             "lps": lp.n_lps,
             "lp_upper": float(np.max(np.abs(np.stack([lo_b, hi_b])))),
         },
     )
+
+
+PHASE_MAX_BINARIES = 60
+"""Up to this many binaries, ``mip_solver="auto"`` solves the MILPs by :class:`.phase_bab.PhaseBaB`."""
+PHASE_MAX_NODES = 10**7  # the phase branch and bound's node limit: the time limit is the real one
+
+
+def _use_phase(mip_solver: str, compact: bool, pooled: bool, binaries: int) -> bool:
+    """Whether a MILP of ``binaries`` binaries goes to the phase branch and bound (highspy backend)."""
+    if mip_solver == "phase":
+        return True
+    return mip_solver == "auto" and compact and not pooled and binaries <= PHASE_MAX_BINARIES
 
 
 LP_SKIP_MAX_UNSTABLE = 40

@@ -36,24 +36,45 @@ from .lp import LPModel, SafeBound, highs_model, run_highs
 
 INTEGRAL = 1e-9  # a binary within this of 0 or 1 at the LP optimum counts as integral
 RAY_SCALES = (1.0, 1e3, 1e6, 1e9)  # multiples of a Farkas ray tried on an "infeasible" node
+STRONG = 32  # pseudocost branching: strong-branch at most this many candidates per node
+RELIABLE = 1  # ... those with fewer than this many observations of either child's gain
+GAIN_CAP = 1e3  # an infeasible child's bound (~1e9) counts as this gain, relative to the parent's
+SCORE_EPS = 1e-9
 
 
 class PhaseBaB:
     """min cost·v over an :class:`LPModel` with binary ``integer_cols``, by LP branch and bound.
 
     Same ``solve`` contract as :class:`.milp._HighsMILP` (status, bound, value, x, nodes), so
-    :func:`.milp_leaf.milp_leaf` can use either. ``bound`` is rigorous (see the module docstring).
-    ``value_at(x)``: the objective's true value at an input (the caller's networks); ``None`` uses
-    the LP objective at integral LP points only.
+    :func:`.milp_leaf.milp_leaf` and :func:`.milp.method_milp` can use either. ``bound`` is
+    rigorous (see the module docstring). ``value_at(x)``: the objective's true value at an input
+    (the caller's networks); ``None`` uses the LP objective at integral LP points only.
+
+    ``branching``: ``"violation"`` branches on the binary whose neuron's triangle is most violated
+    at the node's LP point (no extra LPs; the tiny leaf models). ``"pseudocost"``: reliability
+    branching, as MIP solvers do: each binary's bound gain per unit of fractionality, learned from
+    the nodes solved, and from strong branching (both children's LPs) on up to ``STRONG``
+    candidates (the most violated) whose gains are not yet known. On the MNIST ±1/255 models
+    (22–40 binaries, 784 dense input columns) it needs 3–10x fewer nodes than ``"violation"``.
     """
 
-    def __init__(self, model: LPModel, tol: float = 1e-9, gap: float | None = None, max_nodes: int = 2000) -> None:
+    def __init__(
+        self,
+        model: LPModel,
+        tol: float = 1e-9,
+        gap: float | None = None,
+        max_nodes: int = 2000,
+        branching: str = "violation",
+    ) -> None:
         import highspy
 
+        if branching not in ("violation", "pseudocost"):
+            raise ValueError(f"branching must be 'violation' or 'pseudocost', not {branching!r}")
         self.hp = highspy
         self.model = model
         self.gap = 0.0 if gap is None else float(gap)
         self.max_nodes = int(max_nodes)
+        self.branching = branching
         h = highs_model(model)
         for key, val in (
             ("presolve", "off"),
@@ -66,6 +87,7 @@ class PhaseBaB:
         self.ints = np.asarray(model.integer_cols, dtype=np.int32)
         self.idx = np.arange(model.n_cols, dtype=np.int32)
         self.violation = _violation_cols(model)
+        self.deadline = np.inf  # of the current solve
 
     def solve(
         self,
@@ -74,45 +96,73 @@ class PhaseBaB:
         stop: tuple[float, float] | None = None,
         start: np.ndarray | None = None,
         value_at: Callable[[np.ndarray], float] | None = None,
+        cutoff: float | None = None,
     ) -> dict[str, Any]:
         """Minimise cost·v. ``stop = (dual, primal)``: stop once the bound is >= dual or a point
-        is <= primal (status ``interrupted``). Other statuses: ``optimal`` (bound within ``gap``
-        of the incumbent), ``incomplete`` (every node closed, some at a weak bound because its
-        LP was lost), ``time_limit``, ``node_limit``; the bound is rigorous in every case.
-        ``start`` is accepted for the MILP solver's signature and ignored (incumbents come from
-        the LP points)."""
+        is <= primal (status ``interrupted``). ``cutoff``: only a minimum below it matters, so
+        nodes bounded at or above it are closed (at their own bound: the returned bound stays
+        rigorous). Other statuses: ``optimal`` (every node closed, the bound within ``gap`` of the
+        incumbent or at the cutoff), ``incomplete`` (every node closed, some at a weak bound
+        because its LP was lost), ``time_limit``, ``node_limit``. ``start`` (a full column
+        vector, with ``value_at``): its input part is the first incumbent."""
         deadline = np.inf if time_limit is None else time.perf_counter() + max(float(time_limit), 1e-3)
+        self.deadline = deadline
         cost = np.asarray(cost, dtype=np.float64)
         self.h.changeColsCost(self.idx.size, self.idx, cost)
         stop_dual, stop_primal = stop if stop is not None else (np.inf, -np.inf)
+        cut = np.inf if cutoff is None else float(cutoff)
         xc = self.model.x_cols
         xl, xu = self.model.col_lower[xc], self.model.col_upper[xc]
         best_val, best_x = np.inf, None
+        if start is not None and value_at is not None:
+            best_x = np.clip(np.asarray(start, dtype=np.float64)[xc], xl, xu)
+            best_val = float(value_at(best_x))
+        pc = _Pseudocosts(self.ints.size) if self.branching == "pseudocost" else None
         closed = np.inf  # the smallest bound of the closed nodes
-        heap: list[tuple[float, int, np.ndarray, int]] = []  # (bound, id, fixing, branching binary)
-        nodes = 0
+        # open nodes: (bound, id, fixing, binary to branch on, its LP value, strong-branching bounds)
+        heap: list[tuple[float, int, np.ndarray, int, float, dict]] = []
+        nodes = lps = 0
         status = None
-        todo = [(np.full(self.ints.size, -1, dtype=np.int8), -np.inf)]  # (fixing: -1 free/0/1, parent bound)
+        # (fixing: -1 free/0/1, a bound it is known to have, (binary, phase, fractionality, parent
+        # bound) of the branch that made it, for the pseudocosts)
+        todo: list[tuple[np.ndarray, float, tuple | None]] = [
+            (np.full(self.ints.size, -1, dtype=np.int8), -np.inf, None)
+        ]
+
+        def prune_at() -> float:
+            return min(best_val - self.gap, cut)
+
         while status is None:
-            for i, (fix, parent) in enumerate(todo):
+            for i, (fix, known, origin) in enumerate(todo):
                 if time.perf_counter() > deadline or nodes >= self.max_nodes:
                     status = "time_limit" if nodes < self.max_nodes else "node_limit"
-                    closed = min([closed] + [p for _, p in todo[i:]])  # unsolved: the parent's bound
+                    closed = min([closed] + [b for _, b, _ in todo[i:]])  # unsolved: the bound known
                     break
                 nodes += 1
-                bound, v, integral = self._node(fix, cost)
-                bound = max(bound, parent)  # a child's minimum is at least its parent's
+                lps += 1
+                own, v, integral = self._node(fix, cost)
+                if pc is not None and origin is not None:
+                    pc.learn(*origin, own)
+                bound = max(own, known)  # a child's minimum is at least its parent's
                 if v is not None:
                     x = np.clip(v[xc], xl, xu)
                     val = value_at(x) if value_at is not None else (float(cost @ v) if integral else np.inf)
                     if val < best_val:
                         best_val, best_x = val, x
                 free = np.flatnonzero(fix < 0)
-                if integral or free.size == 0:
+                if integral or free.size == 0 or bound >= prune_at():
                     closed = min(closed, bound)
+                    continue
+                strong: dict = {}
+                if v is None:
+                    j = int(free[0])
+                elif pc is None:
+                    j = self._branch_on(free, v)
                 else:
-                    j = int(free[0]) if v is None else self._branch_on(free, v)
-                    heapq.heappush(heap, (bound, nodes, fix, j))
+                    j, strong = self._pseudocost_branch(free, v, fix, bound, cost, pc, deadline)
+                    lps += len(strong)
+                d = float(v[self.ints[j]]) if v is not None else np.nan
+                heapq.heappush(heap, (bound, nodes, fix, j, d, strong))
             if status is not None:
                 break
             lb = min(closed, heap[0][0] if heap else np.inf)
@@ -120,22 +170,29 @@ class PhaseBaB:
                 status = "interrupted"
                 break
             # open nodes that cannot beat the incumbent by more than the gap close at their bounds
-            while heap and heap[0][0] >= best_val - self.gap:
+            while heap and heap[0][0] >= prune_at():
                 closed = min(closed, heapq.heappop(heap)[0])
             if not heap:
                 status = "done"
                 break
-            bound, _, fix, j = heapq.heappop(heap)
+            bound, _, fix, j, d, strong = heapq.heappop(heap)
             todo = []
             for phase in (0, 1):
+                known = max(bound, strong.get(phase, -np.inf))
+                if known >= prune_at():  # strong branching already closed it
+                    closed = min(closed, known)
+                    continue
                 child = fix.copy()
                 child[j] = phase
-                todo.append((child, bound))
-        lb = min([closed] + [b for b, _, _, _ in heap])
+                # a child strong branching solved has taught its gain already
+                origin = None if phase in strong else (j, phase, d, bound)
+                todo.append((child, known, origin))
+        lb = min([closed] + [e[0] for e in heap])
         if status == "done":
-            # every node closed: optimal when the bound meets the incumbent within the gap (not so
-            # when a lost LP closed a node at a weak bound)
-            status = "optimal" if lb >= best_val - self.gap - 1e-9 * (1.0 + abs(best_val)) else "incomplete"
+            # every node closed: optimal when the bound meets the incumbent within the gap or the
+            # cutoff (not so when a lost LP closed a node at a weak bound)
+            target = min(best_val - self.gap - 1e-9 * (1.0 + abs(best_val)), cut)
+            status = "optimal" if lb >= target else "incomplete"
         return {
             "status": status,
             "value": float(best_val) if np.isfinite(best_val) else np.nan,
@@ -143,6 +200,7 @@ class PhaseBaB:
             "gap": float(best_val - lb) if np.isfinite(best_val) and np.isfinite(lb) else np.nan,
             "x": best_x,
             "nodes": nodes,
+            "lps": lps,
         }
 
     def _node(self, fix: np.ndarray, cost: np.ndarray) -> tuple[float, np.ndarray | None, bool]:
@@ -156,6 +214,9 @@ class PhaseBaB:
         h.changeColsBounds(self.ints.size, self.ints, lo, hi)
         cl, cu = m.col_lower.copy(), m.col_upper.copy()
         cl[self.ints], cu[self.ints] = lo, hi
+        # no LP runs past the deadline (one stopped early still has a rigorous, weaker bound)
+        left = self.deadline - time.perf_counter()
+        h.setOptionValue("time_limit", float(max(left, 1e-3)) if np.isfinite(left) else float("inf"))
         run_highs(h)
         ms = h.getModelStatus()
         sol = h.getSolution()
@@ -189,6 +250,36 @@ class PhaseBaB:
         d = v[self.ints[free]]
         return int(free[int(np.argmax(viol + 1e-12 * np.minimum(d, 1.0 - d)))])
 
+    def _pseudocost_branch(
+        self, free: np.ndarray, v: np.ndarray, fix: np.ndarray, bound: float, cost: np.ndarray, pc, deadline: float
+    ) -> tuple[int, dict]:
+        """Reliability branching: the fractional binary with the best product of estimated child
+        gains, after strong branching on up to ``STRONG`` of the most violated ones whose gains
+        are not known yet. Returns it and the bounds of its children that strong branching
+        solved ({phase: bound}, rigorous, so they may close the children unsolved)."""
+        d = v[self.ints[free]]
+        frac = np.minimum(d, 1.0 - d)
+        cand = np.flatnonzero(frac > INTEGRAL)
+        if cand.size == 0:  # the free binaries are integral (a fixed one is not): any will do
+            return self._branch_on(free, v), {}
+        z_cols, a_cols = self.violation
+        viol = np.maximum(v[a_cols[free]] - np.maximum(v[z_cols[free]], 0.0), 0.0)
+        order = cand[np.argsort(-viol[cand], kind="stable")]
+        tried: dict[int, dict] = {}
+        for i in [i for i in order if not pc.reliable(free[i])][:STRONG]:
+            if time.perf_counter() > deadline:
+                break
+            j = int(free[i])
+            tried[j] = {}
+            for phase in (0, 1):
+                child = fix.copy()
+                child[j] = phase
+                b = self._node(child, cost)[0]
+                tried[j][phase] = b
+                pc.learn(j, phase, float(d[i]), bound, b)
+        j = int(free[cand[int(np.argmax(pc.scores(free[cand], d[cand])))]])
+        return j, tried.get(j, {})
+
 
 def _violation_cols(model: LPModel) -> tuple[np.ndarray, np.ndarray]:
     """Per binary of a compact model, the columns of its neuron's z and a (from ``layout``)."""
@@ -206,3 +297,34 @@ def _violation_cols(model: LPModel) -> tuple[np.ndarray, np.ndarray]:
             i = pos[int(c)]
             z_cols[i], a_cols[i] = zmap[k], amap[k]
     return z_cols, a_cols
+
+
+class _Pseudocosts:
+    """Per binary and phase, the mean bound gain per unit of the distance the branch moved it
+    (the LP value d to 0, or to 1): what a branch on it is expected to buy."""
+
+    def __init__(self, n: int) -> None:
+        self.total = np.zeros((n, 2))
+        self.count = np.zeros((n, 2))
+
+    def learn(self, j: int, phase: int, d: float, parent: float, child: float) -> None:
+        """One observation: branching binary j (LP value d at the parent) to ``phase`` took the
+        bound from ``parent`` to ``child`` (an infeasible child's huge bound counts as a large gain)."""
+        dist = d if phase == 0 else 1.0 - d
+        if not (np.isfinite(parent) and np.isfinite(dist) and dist > INTEGRAL):
+            return
+        gain = min(max(child - parent, 0.0), GAIN_CAP * (1.0 + abs(parent)))
+        self.total[j, phase] += gain / dist
+        self.count[j, phase] += 1
+
+    def reliable(self, j: int) -> bool:
+        return bool(np.all(self.count[j] >= RELIABLE))
+
+    def scores(self, js: np.ndarray, d: np.ndarray) -> np.ndarray:
+        """The product score of branching each binary of ``js`` (LP values ``d``); an unknown gain
+        is the mean of the known ones."""
+        known = self.count > 0
+        mean = np.where(known, self.total / np.maximum(self.count, 1), 0.0)
+        avg = np.array([np.mean(mean[known[:, p], p]) if np.any(known[:, p]) else 1.0 for p in (0, 1)])
+        g = np.where(known[js], mean[js], avg)
+        return np.maximum(g[:, 0] * d, SCORE_EPS) * np.maximum(g[:, 1] * (1.0 - d), SCORE_EPS)
