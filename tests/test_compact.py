@@ -552,3 +552,115 @@ def test_mode_max_skips_the_lps_the_differential_bounds_settle_and_keeps_delta(d
     every = method_milp(orig, comp, box, mode="max", atol=1e-6, rtol=1e-4, **kw)
     assert every.stats["lps"] == 20 and every.status == "exact"
     assert abs(every.delta_max - ref) <= max(1e-6, 1e-4 * ref) + 1e-6 * (1 + ref)
+
+
+def _cutoff_case(seed: int):
+    """A random high-dimensional pair, its 1/32-rounded copy and the compact MILP of a 0.2 box."""
+    from equivrepair.nets.ir import FNN, random_fnn
+
+    n = HIGH_DIM + 6
+    orig = random_fnn([n, 8, 6, 3], seed=seed)
+    comp = FNN.from_arrays([np.round(layer.W * 32) / 32 for layer in orig.layers], [layer.b for layer in orig.layers])
+    c0 = np.random.default_rng(seed).uniform(-1, 1, n)
+    box = Box(c0 - 0.2, c0 + 0.2)
+    net, pre, delta = merged_pre_bounds(orig, comp, box.lower, box.upper)
+    model = build_compact(net, box.lower, box.upper, pre, None, None, delta, integer=True)
+    return orig, comp, box, net, model
+
+
+@pytest.mark.parametrize("branching", ["violation", "pseudocost"])
+@pytest.mark.parametrize("seed", [0, 1, 4])
+def test_phase_bab_cutoff_and_start_are_sound_on_both_sides_of_the_optimum(seed: int, branching: str) -> None:
+    """``PhaseBaB.solve(cutoff=c, start=...)`` against HiGHS's MIP optimum m* of the same model:
+    without a cutoff it finds m* (both branchings); a cutoff above m* still finds it; one below
+    m* returns a bound <= m* that settles the question (>= c), with status optimal. The start's
+    value, taken on the networks, is the first incumbent: never worse than what is returned."""
+    from equivrepair.reach.milp import _HighsMILP
+    from equivrepair.reach.phase_bab import PhaseBaB
+
+    orig, comp, box, net, model = _cutoff_case(seed)
+    assert model.integer_cols.size >= 4
+    for k in range(3):
+        cost = np.zeros(model.n_cols)
+        cost[model.y_cols[k]] = -1.0  # the maximum of output k of Φ1 − Φ2
+
+        def value_at(x, k=k):
+            return -float(orig.forward(x)[k] - comp.forward(x)[k])
+
+        m_star = _HighsMILP(model, 1e-9).solve(cost, 60.0)["value"]
+        r = PhaseBaB(model, 1e-9, branching=branching).solve(cost, 60.0, value_at=value_at)
+        assert r["status"] == "optimal"
+        assert r["bound"] <= m_star + 1e-7 * (1 + abs(m_star))
+        assert r["value"] == pytest.approx(m_star, abs=1e-6 * (1 + abs(m_star)))
+        x = box.sample(2000, seed=seed)
+        x0 = x[int(np.argmin(comp.forward(x)[:, k] - orig.forward(x)[:, k]))]
+        start = model_point(net, model, x0)
+        span = 0.2 * (1.0 + abs(m_star))
+        for c in (m_star + span, m_star + 1e-3 * span, m_star - 1e-3 * span, m_star - span):
+            r = PhaseBaB(model, 1e-9, branching=branching).solve(cost, 60.0, start=start, value_at=value_at, cutoff=c)
+            assert r["status"] == "optimal"
+            assert r["bound"] <= m_star + 1e-7 * (1 + abs(m_star)), (c, r)  # sound
+            assert r["value"] <= value_at(x0) + 1e-12  # the start was an incumbent
+            if c > m_star:
+                assert r["value"] == pytest.approx(m_star, abs=1e-6 * (1 + abs(m_star)))
+            else:
+                assert r["bound"] >= c
+
+
+def test_pseudocost_branching_stays_sound_on_noisy_duals(monkeypatch) -> None:
+    """The pseudocost branching's strong-branching LPs feed the children's bounds: with every
+    node's multipliers perturbed (the bound rigorous for any), the bound it returns is still below
+    the true optimum, and so is every strong-branching bound it used."""
+    import equivrepair.reach.phase_bab as pb
+    from equivrepair.reach.milp import _HighsMILP
+
+    orig, comp, box, net, model = _cutoff_case(1)
+    rng = np.random.default_rng(0)
+    real = pb.SafeBound.bounds
+
+    def noisy(self, cost, Y, cl=None, cu=None):
+        return real(self, cost, Y + rng.normal(0, 1e-2 * (1 + np.abs(Y).max()), Y.shape), cl, cu)
+
+    for k in range(3):
+        cost = np.zeros(model.n_cols)
+        cost[model.y_cols[k]] = 1.0  # the minimum of output k
+        m_star = _HighsMILP(model, 1e-9).solve(cost, 60.0)["value"]
+        monkeypatch.setattr(pb.SafeBound, "bounds", noisy)
+        r = pb.PhaseBaB(model, 1e-9, max_nodes=300, branching="pseudocost").solve(cost, 10.0)
+        monkeypatch.setattr(pb.SafeBound, "bounds", real)
+        assert r["nodes"] > 0 and r["bound"] <= m_star + 1e-9 * (1 + abs(m_star))
+
+
+def test_phase_bab_rejects_an_unknown_branching_and_milp_an_unknown_solver() -> None:
+    from equivrepair.reach.phase_bab import PhaseBaB
+
+    orig, comp, box, net, model = _cutoff_case(0)
+    with pytest.raises(ValueError, match="branching"):
+        PhaseBaB(model, branching="random")
+    with pytest.raises(ValueError, match="mip_solver"):
+        method_milp(orig, comp, box, compact=True, backend="highs", mip_solver="gurobi")
+    with pytest.raises(ValueError, match="compact=True"):
+        method_milp(orig, comp, box, mip_solver="phase")
+
+
+def test_phase_and_highs_mip_solvers_agree_on_real_mnist(data) -> None:
+    """The real 3x100 pair at ±1 around test images 0 and 2 (36 and 38 binaries): the exact δ_max
+    of the phase branch and bound (what ``mip_solver="auto"`` picks there) and of HiGHS's MIP
+    agree to the engine's resolution, and lower <= sampled maximum <= δ_max on each."""
+    from tests.test_relu_split import _mnist_pair
+
+    orig, comp, X = _mnist_pair(data, 3)
+    for i in (0, 2):
+        v = X[i].reshape(-1).astype(float)
+        box = Box(np.clip(v - 1, 0, 255), np.clip(v + 1, 0, 255))
+        runs = {s: evaluate(orig, comp, box, time_limit=60, mip_solver=s) for s in ("phase", "highs")}
+        assert runs["phase"].stats["mip_solver"] == "PhaseBaB" and runs["highs"].stats["mip_solver"] == "_HighsMILP"
+        x = np.random.default_rng(i).uniform(box.lower, box.upper, size=(20000, box.dim))
+        smax = np.abs(orig.forward(x) - comp.forward(x)).max()
+        for r in runs.values():
+            assert r.status == "exact"
+            attained = np.abs(orig.forward(r.witness) - comp.forward(r.witness)).max()
+            assert attained == pytest.approx(r.lower, rel=1e-12)
+            assert r.lower <= r.delta_max and smax <= r.delta_max
+        tol = max(1e-6, 1e-4 * runs["highs"].delta_max)
+        assert abs(runs["phase"].delta_max - runs["highs"].delta_max) <= 2 * tol

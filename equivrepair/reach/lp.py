@@ -355,6 +355,15 @@ def run_highs(h: Any) -> Any:
     return status
 
 
+def set_time_left(h: Any, left: float | None) -> None:
+    """Let the next run of ``h`` take at most ``left`` seconds (None: no limit). HiGHS's simplex
+    compares its ``time_limit`` with the run time the object has accumulated over all its runs
+    (its MIP solver does not), so on a reused model the limit is that run time plus ``left``: a
+    plain ``left`` stops every LP at once once the earlier LPs have taken that long in all."""
+    limit = float("inf") if left is None or not np.isfinite(left) else float(h.getRunTime()) + max(float(left), 1e-3)
+    h.setOptionValue("time_limit", limit)
+
+
 def highs_model(model: LPModel, integer: bool = False) -> Any:
     """A ``highspy.Highs`` holding ``model`` (zero costs; integrality of its binaries if asked)."""
     import highspy
@@ -631,7 +640,7 @@ class _HighsLP:
             left = self.time_limit - (time.perf_counter() - self.t0)
             if left <= 0:
                 return "time_limit", np.nan, None, None
-            h.setOptionValue("time_limit", float(left))
+            set_time_left(h, left)
         h.changeColsCost(self.n, self.idx, cost)
         run_highs(h)
         ms = h.getModelStatus()

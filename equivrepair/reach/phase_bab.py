@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .lp import LPModel, SafeBound, highs_model, run_highs
+from .lp import LPModel, SafeBound, highs_model, run_highs, set_time_left
 
 INTEGRAL = 1e-9  # a binary within this of 0 or 1 at the LP optimum counts as integral
 RAY_SCALES = (1.0, 1e3, 1e6, 1e9)  # multiples of a Farkas ray tried on an "infeasible" node
@@ -88,6 +88,7 @@ class PhaseBaB:
         self.idx = np.arange(model.n_cols, dtype=np.int32)
         self.violation = _violation_cols(model)
         self.deadline = np.inf  # of the current solve
+        self.last_value = -np.inf  # the LP value of the last node solved (its bound if it has none)
 
     def solve(
         self,
@@ -119,75 +120,87 @@ class PhaseBaB:
             best_val = float(value_at(best_x))
         pc = _Pseudocosts(self.ints.size) if self.branching == "pseudocost" else None
         closed = np.inf  # the smallest bound of the closed nodes
-        # open nodes: (bound, id, fixing, binary to branch on, its LP value, strong-branching bounds)
-        heap: list[tuple[float, int, np.ndarray, int, float, dict]] = []
+        # open nodes: (key, id, bound, fixing, binary to branch on, its LP value, strong-branching
+        # results {phase: (bound, key)}); best first by key, the LP value of the node with the
+        # objective's own column bound lifted (see _uncap), its bound the rigorous one
+        heap: list[tuple[float, int, float, np.ndarray, int, float, dict]] = []
         nodes = lps = 0
         status = None
-        # (fixing: -1 free/0/1, a bound it is known to have, (binary, phase, fractionality, parent
-        # bound) of the branch that made it, for the pseudocosts)
-        todo: list[tuple[np.ndarray, float, tuple | None]] = [
-            (np.full(self.ints.size, -1, dtype=np.int8), -np.inf, None)
+        # (fixing: -1 free/0/1, a bound and a key it is known to have, (binary, phase, LP value,
+        # parent key) of the branch that made it, for the pseudocosts)
+        todo: list[tuple[np.ndarray, float, float, tuple | None]] = [
+            (np.full(self.ints.size, -1, dtype=np.int8), -np.inf, -np.inf, None)
         ]
 
         def prune_at() -> float:
             return min(best_val - self.gap, cut)
 
-        while status is None:
-            for i, (fix, known, origin) in enumerate(todo):
-                if time.perf_counter() > deadline or nodes >= self.max_nodes:
-                    status = "time_limit" if nodes < self.max_nodes else "node_limit"
-                    closed = min([closed] + [b for _, b, _ in todo[i:]])  # unsolved: the bound known
+        restore = self._uncap(cost)
+        try:
+            while status is None:
+                for i, (fix, known, known_key, origin) in enumerate(todo):
+                    if time.perf_counter() > deadline or nodes >= self.max_nodes:
+                        status = "time_limit" if nodes < self.max_nodes else "node_limit"
+                        closed = min([closed] + [t[1] for t in todo[i:]])  # unsolved: the bound known
+                        break
+                    nodes += 1
+                    lps += 1
+                    own, v, integral = self._node(fix, cost)
+                    key = max(self.last_value, known_key)
+                    if pc is not None and origin is not None:
+                        pc.learn(*origin, key)
+                    bound = max(own, known)  # a child's minimum is at least its parent's
+                    if v is not None:
+                        x = np.clip(v[xc], xl, xu)
+                        val = value_at(x) if value_at is not None else (float(cost @ v) if integral else np.inf)
+                        if val < best_val:
+                            best_val, best_x = val, x
+                    free = np.flatnonzero(fix < 0)
+                    if integral or free.size == 0 or bound >= prune_at():
+                        closed = min(closed, bound)
+                        continue
+                    strong: dict = {}
+                    if v is None:
+                        j = int(free[0])
+                    elif pc is None:
+                        j = self._branch_on(free, v)
+                    else:
+                        j, strong = self._pseudocost_branch(free, v, fix, key, cost, pc, deadline)
+                        lps += len(strong)
+                    d = float(v[self.ints[j]]) if v is not None else np.nan
+                    heapq.heappush(heap, (key, nodes, bound, fix, j, d, strong))
+                if status is not None:
                     break
-                nodes += 1
-                lps += 1
-                own, v, integral = self._node(fix, cost)
-                if pc is not None and origin is not None:
-                    pc.learn(*origin, own)
-                bound = max(own, known)  # a child's minimum is at least its parent's
-                if v is not None:
-                    x = np.clip(v[xc], xl, xu)
-                    val = value_at(x) if value_at is not None else (float(cost @ v) if integral else np.inf)
-                    if val < best_val:
-                        best_val, best_x = val, x
-                free = np.flatnonzero(fix < 0)
-                if integral or free.size == 0 or bound >= prune_at():
+                lb = min([closed] + [e[2] for e in heap])
+                if best_val <= stop_primal or lb >= stop_dual:
+                    status = "interrupted"
+                    break
+                # open nodes that cannot beat the incumbent by more than the gap close at their bounds
+                while heap and heap[0][2] >= prune_at():
+                    closed = min(closed, heapq.heappop(heap)[2])
+                if not heap:
+                    status = "done"
+                    break
+                key, _, bound, fix, j, d, strong = heapq.heappop(heap)
+                if bound >= prune_at():
                     closed = min(closed, bound)
+                    todo = []
                     continue
-                strong: dict = {}
-                if v is None:
-                    j = int(free[0])
-                elif pc is None:
-                    j = self._branch_on(free, v)
-                else:
-                    j, strong = self._pseudocost_branch(free, v, fix, bound, cost, pc, deadline)
-                    lps += len(strong)
-                d = float(v[self.ints[j]]) if v is not None else np.nan
-                heapq.heappush(heap, (bound, nodes, fix, j, d, strong))
-            if status is not None:
-                break
-            lb = min(closed, heap[0][0] if heap else np.inf)
-            if best_val <= stop_primal or lb >= stop_dual:
-                status = "interrupted"
-                break
-            # open nodes that cannot beat the incumbent by more than the gap close at their bounds
-            while heap and heap[0][0] >= prune_at():
-                closed = min(closed, heapq.heappop(heap)[0])
-            if not heap:
-                status = "done"
-                break
-            bound, _, fix, j, d, strong = heapq.heappop(heap)
-            todo = []
-            for phase in (0, 1):
-                known = max(bound, strong.get(phase, -np.inf))
-                if known >= prune_at():  # strong branching already closed it
-                    closed = min(closed, known)
-                    continue
-                child = fix.copy()
-                child[j] = phase
-                # a child strong branching solved has taught its gain already
-                origin = None if phase in strong else (j, phase, d, bound)
-                todo.append((child, known, origin))
-        lb = min([closed] + [e[0] for e in heap])
+                todo = []
+                for phase in (0, 1):
+                    b_sb, k_sb = strong.get(phase, (-np.inf, -np.inf))
+                    known = max(bound, b_sb)
+                    if known >= prune_at():  # strong branching already closed it
+                        closed = min(closed, known)
+                        continue
+                    child = fix.copy()
+                    child[j] = phase
+                    # a child strong branching solved has taught its gain already
+                    origin = None if phase in strong else (j, phase, d, key)
+                    todo.append((child, known, max(key, k_sb), origin))
+        finally:
+            restore()
+        lb = min([closed] + [e[2] for e in heap])
         if status == "done":
             # every node closed: optimal when the bound meets the incumbent within the gap or the
             # cutoff (not so when a lost LP closed a node at a weak bound)
@@ -203,6 +216,26 @@ class PhaseBaB:
             "lps": lps,
         }
 
+    def _uncap(self, cost: np.ndarray) -> Callable[[], None]:
+        """Lift the bound of the objective's own column on the side the objective pushes it to,
+        in the LP only (returns the undo). With an output column capped by the differential
+        bounds (MNIST 256x4 ±1 image 18), every node's LP sits at the cap until many phases are
+        fixed: best-first search and the pseudocosts then see no difference between nodes and
+        the search goes breadth first. Uncapped, the LP values tell the nodes apart, and the
+        cap still enters every rigorous bound (the zero multiplier of :class:`SafeBound`, with
+        the model's column bounds, gives it)."""
+        nz = np.flatnonzero(cost)
+        if nz.size != 1:
+            return lambda: None
+        c = int(nz[0])
+        lo, hi = float(self.model.col_lower[c]), float(self.model.col_upper[c])
+        one = np.array([c], dtype=np.int32)
+        if cost[c] < 0:
+            self.h.changeColsBounds(1, one, np.array([lo]), np.array([np.inf]))
+        else:
+            self.h.changeColsBounds(1, one, np.array([-np.inf]), np.array([hi]))
+        return lambda: self.h.changeColsBounds(1, one, np.array([lo]), np.array([hi]))
+
     def _node(self, fix: np.ndarray, cost: np.ndarray) -> tuple[float, np.ndarray | None, bool]:
         """Solve the node's LP: (rigorous bound, LP solution or None, binaries integral)."""
         hp, h, m = self.hp, self.h, self.model
@@ -215,8 +248,7 @@ class PhaseBaB:
         cl, cu = m.col_lower.copy(), m.col_upper.copy()
         cl[self.ints], cu[self.ints] = lo, hi
         # no LP runs past the deadline (one stopped early still has a rigorous, weaker bound)
-        left = self.deadline - time.perf_counter()
-        h.setOptionValue("time_limit", float(max(left, 1e-3)) if np.isfinite(left) else float("inf"))
+        set_time_left(h, self.deadline - time.perf_counter())
         run_highs(h)
         ms = h.getModelStatus()
         sol = h.getSolution()
@@ -233,6 +265,8 @@ class PhaseBaB:
                 r = r / float(np.max(np.abs(r)))
                 Y += [y + s * r for s in RAY_SCALES] + [-y - s * r for s in RAY_SCALES]
         bound = float(np.max(self.safe.bounds(cost, np.stack(Y, axis=1), cl, cu)))
+        ok = ms == hp.HighsModelStatus.kOptimal
+        self.last_value = float(h.getInfo().objective_function_value) if ok else bound  # the search's key
         if infeasible:
             return bound, None, False
         if ms != hp.HighsModelStatus.kOptimal or not sol.value_valid:
@@ -251,12 +285,13 @@ class PhaseBaB:
         return int(free[int(np.argmax(viol + 1e-12 * np.minimum(d, 1.0 - d)))])
 
     def _pseudocost_branch(
-        self, free: np.ndarray, v: np.ndarray, fix: np.ndarray, bound: float, cost: np.ndarray, pc, deadline: float
+        self, free: np.ndarray, v: np.ndarray, fix: np.ndarray, key: float, cost: np.ndarray, pc, deadline: float
     ) -> tuple[int, dict]:
         """Reliability branching: the fractional binary with the best product of estimated child
         gains, after strong branching on up to ``STRONG`` of the most violated ones whose gains
-        are not known yet. Returns it and the bounds of its children that strong branching
-        solved ({phase: bound}, rigorous, so they may close the children unsolved)."""
+        are not known yet (``key``: the node's LP value). Returns it and what strong branching
+        found for its children ({phase: (rigorous bound, LP value)}: the bound may close a child
+        unsolved)."""
         d = v[self.ints[free]]
         frac = np.minimum(d, 1.0 - d)
         cand = np.flatnonzero(frac > INTEGRAL)
@@ -275,8 +310,8 @@ class PhaseBaB:
                 child = fix.copy()
                 child[j] = phase
                 b = self._node(child, cost)[0]
-                tried[j][phase] = b
-                pc.learn(j, phase, float(d[i]), bound, b)
+                tried[j][phase] = (b, self.last_value)
+                pc.learn(j, phase, float(d[i]), key, max(self.last_value, key))
         j = int(free[cand[int(np.argmax(pc.scores(free[cand], d[cand])))]])
         return j, tried.get(j, {})
 
