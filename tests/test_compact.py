@@ -132,30 +132,34 @@ def test_high_dimensional_check_decides_like_the_exact_delta(factor: float) -> N
         assert dec.upper < eps
 
 
+@pytest.mark.parametrize("mip_solver", ["highs", "phase"])
 @pytest.mark.parametrize("loosen", [0.0, 1.0])
-def test_mode_max_labels_a_time_limited_milp_by_its_bound(monkeypatch, loosen: float) -> None:
+def test_mode_max_labels_a_time_limited_milp_by_its_bound(monkeypatch, loosen: float, mip_solver: str) -> None:
     """A MILP stopped at its time share still settles its objective when its sound bound is within
-    the tolerance of the best witness (exact); a bound further away leaves the result bounded."""
+    the tolerance of the best witness (exact); a bound further away leaves the result bounded.
+    With either MILP solver."""
     from equivrepair.nets.ir import FNN, random_fnn
     from equivrepair.reach import milp as milp_mod
+    from equivrepair.reach.phase_bab import PhaseBaB
 
     n = HIGH_DIM + 14
     orig = random_fnn([n, 12, 10, 3], seed=4)
     comp = FNN.from_arrays([np.round(layer.W * 64) / 64 for layer in orig.layers], [layer.b for layer in orig.layers])
     c = np.random.default_rng(0).uniform(-1, 1, n)
     box = Box(c - 0.05, c + 0.05)
-    real = milp_mod._HighsMILP.solve
+    cls = PhaseBaB if mip_solver == "phase" else milp_mod._HighsMILP
+    real = cls.solve
 
-    def stopped_early(self, cost, time_limit, stop=None, start=None, cutoff=None):
-        out = real(self, cost, time_limit, stop, start, cutoff)
+    def stopped_early(self, cost, time_limit, *args, **kw):
+        out = real(self, cost, time_limit, *args, **kw)
         assert out["status"] in ("optimal", "interrupted")  # interrupted: settled by the cutoff
         out["status"] = "time_limit"  # same bound and incumbent, as if the share had run out
         out["bound"] -= loosen  # a minimisation's dual bound: lower is looser
         return out
 
-    ref = evaluate(orig, comp, box, method="exact", time_limit=60)
-    monkeypatch.setattr(milp_mod._HighsMILP, "solve", stopped_early)
-    res = evaluate(orig, comp, box, method="exact", time_limit=60)
+    ref = evaluate(orig, comp, box, method="exact", time_limit=60, mip_solver=mip_solver)
+    monkeypatch.setattr(cls, "solve", stopped_early)
+    res = evaluate(orig, comp, box, method="exact", time_limit=60, mip_solver=mip_solver)
     assert res.stats["milps"] >= 1 and "time_limit" in res.stats["milp_status"].values()
     assert res.lower <= res.upper
     if loosen == 0.0:
@@ -664,3 +668,42 @@ def test_phase_and_highs_mip_solvers_agree_on_real_mnist(data) -> None:
             assert r.lower <= r.delta_max and smax <= r.delta_max
         tol = max(1e-6, 1e-4 * runs["highs"].delta_max)
         assert abs(runs["phase"].delta_max - runs["highs"].delta_max) <= 2 * tol
+
+
+def test_a_reused_highs_lp_keeps_its_time_limit_per_run() -> None:
+    """HiGHS's simplex compares ``time_limit`` with the run time its object has accumulated over
+    all runs: a plain per-run limit stops every later LP at once (iteration 0, "time limit"), as
+    the control shows. ``set_time_left`` gives each run its own seconds on top of that run time."""
+    import highspy
+    import scipy.sparse as sp
+
+    from equivrepair.reach.lp import new_highs, set_time_left
+
+    rng = np.random.default_rng(0)
+    n, m = 200, 150
+    A = sp.csc_matrix(rng.normal(size=(m, n)))
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = n, m
+    lp.col_cost_, lp.col_lower_, lp.col_upper_ = rng.normal(size=n), -np.ones(n), np.ones(n)
+    lp.row_lower_, lp.row_upper_ = -5 * np.ones(m), 5 * np.ones(m)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = A.indptr, A.indices, A.data
+    idx = np.arange(n, dtype=np.int32)
+
+    def statuses(limit_with) -> list[str]:
+        h = new_highs()
+        h.passModel(lp)
+        out = []
+        while h.getRunTime() < 0.5 or len(out) < 3:  # until the runs add up to more than the limit
+            limit_with(h)
+            h.changeColsCost(n, idx, rng.normal(size=n))
+            h.run()
+            out.append(h.modelStatusToString(h.getModelStatus()))
+            if len(out) > 500:
+                break
+        return out
+
+    ours = statuses(lambda h: set_time_left(h, 0.2))
+    assert len(ours) >= 3 and all(s == "Optimal" for s in ours), ours
+    plain = statuses(lambda h: h.setOptionValue("time_limit", 0.2))
+    assert plain[-1] == "Time limit reached", "HiGHS now limits each run: set_time_left may go"

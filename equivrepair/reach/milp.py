@@ -570,7 +570,10 @@ def _method_milp(
         if backend != "highs":
             return _CvxpyMILP(mdl, tol)
         if _use_phase(mip_solver, compact, pool is not None, mdl.integer_cols.size):
-            return PhaseBaB(mdl, tol, milp_gap(), max_nodes=PHASE_MAX_NODES, branching="pseudocost")
+            # the same absolute gap as HiGHS's (its default 0.1·tol where the tolerances allow none)
+            gap = milp_gap()
+            gap = 0.1 * tol if gap is None else gap
+            return PhaseBaB(mdl, tol, gap, max_nodes=PHASE_MAX_NODES, branching="pseudocost")
         return _HighsMILP(mdl, tol, milp_gap(), highs_options, presolve="off")
 
     level = 0
