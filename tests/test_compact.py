@@ -282,14 +282,9 @@ def test_a_mip_start_changes_no_result() -> None:
         assert runs[1].lower <= runs[1].upper
 
 
-@pytest.mark.parametrize("seed", [0, 1, 4])
-def test_highs_milp_cutoff_bound_is_sound_on_both_sides_of_the_optimum(seed: int) -> None:
-    """``_HighsMILP.solve(cutoff=c)``: HiGHS prunes every node that cannot go below c, so its own
-    dual bound says nothing about them and the returned bound is min(dual bound, c). Against the
-    uncut optimum m*: a cutoff above m* still finds m* (and bounds it); one below m* returns a
-    bound that is <= m* yet settles the question, i.e. >= c up to the gap tolerance."""
+def _cutoff_case(seed: int):
+    """A random high-dimensional pair, its 1/32-rounded copy and the compact MILP of a 0.2 box."""
     from equivrepair.nets.ir import FNN, random_fnn
-    from equivrepair.reach.milp import _HighsMILP
 
     n = HIGH_DIM + 6
     orig = random_fnn([n, 8, 6, 3], seed=seed)
@@ -298,6 +293,18 @@ def test_highs_milp_cutoff_bound_is_sound_on_both_sides_of_the_optimum(seed: int
     box = Box(c0 - 0.2, c0 + 0.2)
     net, pre, delta = merged_pre_bounds(orig, comp, box.lower, box.upper)
     model = build_compact(net, box.lower, box.upper, pre, None, None, delta, integer=True)
+    return orig, comp, box, net, model
+
+
+@pytest.mark.parametrize("seed", [0, 1, 4])
+def test_highs_milp_cutoff_bound_is_sound_on_both_sides_of_the_optimum(seed: int) -> None:
+    """``_HighsMILP.solve(cutoff=c)``: HiGHS prunes every node that cannot go below c, so its own
+    dual bound says nothing about them and the returned bound is min(dual bound, c). Against the
+    uncut optimum m*: a cutoff above m* still finds m* (and bounds it); one below m* returns a
+    bound that is <= m* yet settles the question, i.e. >= c up to the gap tolerance."""
+    from equivrepair.reach.milp import _HighsMILP
+
+    orig, comp, box, net, model = _cutoff_case(seed)
     assert model.integer_cols.size >= 4  # a real branch and bound, not one LP
     tol = 1e-6
     full = method_milp(orig, comp, box, time_limit=120)  # the cvxpy MILP of the full network
@@ -556,20 +563,6 @@ def test_mode_max_skips_the_lps_the_differential_bounds_settle_and_keeps_delta(d
     every = method_milp(orig, comp, box, mode="max", atol=1e-6, rtol=1e-4, **kw)
     assert every.stats["lps"] == 20 and every.status == "exact"
     assert abs(every.delta_max - ref) <= max(1e-6, 1e-4 * ref) + 1e-6 * (1 + ref)
-
-
-def _cutoff_case(seed: int):
-    """A random high-dimensional pair, its 1/32-rounded copy and the compact MILP of a 0.2 box."""
-    from equivrepair.nets.ir import FNN, random_fnn
-
-    n = HIGH_DIM + 6
-    orig = random_fnn([n, 8, 6, 3], seed=seed)
-    comp = FNN.from_arrays([np.round(layer.W * 32) / 32 for layer in orig.layers], [layer.b for layer in orig.layers])
-    c0 = np.random.default_rng(seed).uniform(-1, 1, n)
-    box = Box(c0 - 0.2, c0 + 0.2)
-    net, pre, delta = merged_pre_bounds(orig, comp, box.lower, box.upper)
-    model = build_compact(net, box.lower, box.upper, pre, None, None, delta, integer=True)
-    return orig, comp, box, net, model
 
 
 @pytest.mark.parametrize("branching", ["violation", "pseudocost"])

@@ -172,28 +172,26 @@ class PhaseBaB:
                     elif pc is None:
                         j = self._branch_on(free, v)
                     else:
-                        j, strong = self._pseudocost_branch(free, v, fix, key, cost, pc, deadline)
-                        lps += len(strong)
+                        j, strong, n_lp = self._pseudocost_branch(free, v, fix, key, cost, pc, deadline)
+                        lps += n_lp
                     d = float(v[self.ints[j]]) if v is not None else np.nan
                     heapq.heappush(heap, (key, nodes, bound, fix, j, d, strong))
                 if status is not None:
                     break
-                lb = min([closed] + [e[2] for e in heap])
-                if best_val <= stop_primal or lb >= stop_dual:
+                # (the bound over the open nodes is a scan: only where a stop threshold needs it)
+                if best_val <= stop_primal or (
+                    stop_dual < np.inf and min([closed] + [e[2] for e in heap]) >= stop_dual
+                ):
                     status = "interrupted"
                     break
-                # open nodes that cannot beat the incumbent by more than the gap close at their bounds
-                while heap and heap[0][2] >= prune_at():
-                    closed = min(closed, heapq.heappop(heap)[2])
                 if not heap:
                     status = "done"
                     break
                 key, _, bound, fix, j, d, strong = heapq.heappop(heap)
-                if bound >= prune_at():
-                    closed = min(closed, bound)
-                    todo = []
-                    continue
                 todo = []
+                if bound >= prune_at():  # it cannot beat the incumbent by more than the gap
+                    closed = min(closed, bound)
+                    continue
                 for phase in (0, 1):
                     b_sb, k_sb = strong.get(phase, (-np.inf, -np.inf))
                     known = max(bound, b_sb)
@@ -286,26 +284,28 @@ class PhaseBaB:
     def _branch_on(self, free: np.ndarray, v: np.ndarray) -> int:
         """The free binary whose neuron's triangle is most violated at the LP point (a − relu(z):
         the slack its phase split removes); fractionality breaks ties."""
-        z_cols, a_cols = self.violation
-        viol = np.maximum(v[a_cols[free]] - np.maximum(v[z_cols[free]], 0.0), 0.0)
         d = v[self.ints[free]]
-        return int(free[int(np.argmax(viol + 1e-12 * np.minimum(d, 1.0 - d)))])
+        return int(free[int(np.argmax(self._violations(free, v) + 1e-12 * np.minimum(d, 1.0 - d)))])
+
+    def _violations(self, free: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Per free binary, a − relu(z) of its neuron at the LP point v (>= 0)."""
+        z_cols, a_cols = self.violation
+        return np.maximum(v[a_cols[free]] - np.maximum(v[z_cols[free]], 0.0), 0.0)
 
     def _pseudocost_branch(
         self, free: np.ndarray, v: np.ndarray, fix: np.ndarray, key: float, cost: np.ndarray, pc, deadline: float
-    ) -> tuple[int, dict]:
+    ) -> tuple[int, dict, int]:
         """Reliability branching: the fractional binary with the best product of estimated child
         gains, after strong branching on up to ``STRONG`` of the most violated ones whose gains
         are not known yet (``key``: the node's LP value). Returns it and what strong branching
         found for its children ({phase: (rigorous bound, LP value)}: the bound may close a child
-        unsolved)."""
+        unsolved), and the number of LPs strong branching solved."""
         d = v[self.ints[free]]
         frac = np.minimum(d, 1.0 - d)
         cand = np.flatnonzero(frac > INTEGRAL)
         if cand.size == 0:  # the free binaries are integral (a fixed one is not): any will do
-            return self._branch_on(free, v), {}
-        z_cols, a_cols = self.violation
-        viol = np.maximum(v[a_cols[free]] - np.maximum(v[z_cols[free]], 0.0), 0.0)
+            return self._branch_on(free, v), {}, 0
+        viol = self._violations(free, v)
         order = cand[np.argsort(-viol[cand], kind="stable")]
         tried: dict[int, dict] = {}
         for i in [i for i in order if not pc.reliable(free[i])][:STRONG]:
@@ -320,7 +320,7 @@ class PhaseBaB:
                 tried[j][phase] = (b, self.last_value)
                 pc.learn(j, phase, float(d[i]), key, max(self.last_value, key))
         j = int(free[cand[int(np.argmax(pc.scores(free[cand], d[cand])))]])
-        return j, tried.get(j, {})
+        return j, tried.get(j, {}), 2 * len(tried)
 
 
 def _violation_cols(model: LPModel) -> tuple[np.ndarray, np.ndarray]:
