@@ -118,6 +118,7 @@ def run_instance(
     use_differential: bool = False,
     highs_options: dict | None = None,
     workers: int = 1,
+    mip_solver: str = "auto",
 ) -> dict:
     row: dict = {}
     # the ε decision: check(), which on many free inputs splits ReLUs on the differential bounds
@@ -144,6 +145,8 @@ def run_instance(
         opts["use_differential"] = True
     if highs_options and free > HIGH_DIM:  # the MILP route only
         opts["highs_options"] = highs_options
+    if mip_solver != "auto" and free > HIGH_DIM:
+        opts["mip_solver"] = mip_solver
     res = evaluate(orig, comp, box, method="exact", time_limit=timeout, workers=workers, **opts)
     t = time.perf_counter() - t0
     st = res.stats
@@ -159,6 +162,9 @@ def run_instance(
         milps=st.get("milps"),
         workers=st.get("workers", 1),
         milp_status=st.get("milp_status"),
+        mip_solver=st.get("mip_solver"),
+        milp_solver_kept=st.get("milp_solver_kept") or None,
+        portfolio_copies=st.get("portfolio_copies"),
         branches=st.get("branches"),
         message=res.message,
     )
@@ -195,6 +201,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=1,
         help="worker processes of the exact runs (the MILP route: objectives side by side)",
+    )
+    ap.add_argument(
+        "--mip-solver",
+        default="auto",
+        choices=("auto", "highs", "phase"),
+        help="the exact runs' MILP solver (evaluate(..., mip_solver=)); auto: the phase B&B up to 60 binaries",
     )
     ap.add_argument("--report", nargs="*", help="only rebuild the table/PNG from these JSON files")
     args = ap.parse_args(argv)
@@ -259,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
                         args.use_differential,
                         highs,
                         args.workers,
+                        args.mip_solver,
                     )  # fmt: skip
                 )
                 rows.append(row)

@@ -336,14 +336,16 @@ def test_highs_milp_cutoff_bound_is_sound_on_both_sides_of_the_optimum(seed: int
                 assert r["bound"] >= c - 1e-6 * (1 + abs(c))
 
 
-def test_a_better_witness_from_another_worker_stops_a_milp_soundly() -> None:
-    """``_HighsMILP.shared``: a MILP of mode max also stops once its dual bound settles the
-    objective against the best witness any worker has found since it started. Its bound stays
-    HiGHS's own (never above the optimum); with no witness shared it runs to the optimum."""
+@pytest.mark.parametrize("solver_name", ["highs", "phase"])
+def test_a_better_witness_from_another_worker_stops_a_milp_soundly(solver_name: str, monkeypatch) -> None:
+    """``settle_level`` (both MILP solvers): a MILP of mode max also stops once its bound settles
+    the objective against the best witness any worker has found since it started (read from a
+    shared value, as in a worker). Its bound stays sound (never above the optimum); with no
+    witness shared it runs to the optimum."""
     import multiprocessing as mp
 
     from equivrepair.nets.ir import FNN, random_fnn
-    from equivrepair.reach.milp import _HighsMILP, _settling_dual_bound
+    from equivrepair.reach import milp
 
     n = HIGH_DIM + 6
     orig = random_fnn([n, 8, 6, 3], seed=1)
@@ -356,31 +358,37 @@ def test_a_better_witness_from_another_worker_stops_a_milp_soundly() -> None:
     for k in range(3):
         cost = np.zeros(model.n_cols)
         cost[model.y_cols[k]] = -1.0
-        ref = _HighsMILP(model, tol).solve(cost, 60.0)
+        ref = milp._HighsMILP(model, tol).solve(cost, 60.0)
         assert ref["status"] == "optimal"
         opt = -ref["value"]  # the maximum of output k of Φ1 − Φ2
         for best, settles in (
             (-np.inf, False),
             (opt - 0.2 * (1 + abs(opt)), False),
             (opt + 0.2 * (1 + abs(opt)), True),
+            (1e3, True),
         ):
-            solver = _HighsMILP(model, tol)
-            solver.shared = (mp.Value("d", best), tol)
+            solver = milp._new_solver(model, tol, None, None, solver_name == "phase")
+            monkeypatch.setattr(milp, "_SHARED_BEST", mp.Value("d", best))  # as in a worker
+            solver.settle_level = lambda: milp._shared_settling_level(tol)
             r = solver.solve(cost, 60.0)
-            assert r["bound"] <= -opt + 1e-7 * (1 + abs(opt))  # sound: the dual bound is HiGHS's
+            assert r["bound"] <= -opt + 1e-7 * (1 + abs(opt))  # sound
             if settles:  # a witness above this objective's maximum: settled, maybe before the optimum
                 assert r["status"] in ("optimal", "interrupted")
-                assert r["bound"] >= _settling_dual_bound(best, tol) - 1e-9 or r["status"] == "optimal"
+                assert r["bound"] >= milp._settling_dual_bound(best, tol) - 1e-9 or r["status"] == "optimal"
+                if best == 1e3:  # settled by the root's bound: stopped there, not solved on
+                    assert r["status"] == "interrupted" and r["nodes"] <= 1
             else:  # nothing settles it short of the optimum
                 assert r["status"] == "optimal"
                 assert -r["value"] == pytest.approx(opt, abs=1e-6 * (1 + abs(opt)))
 
 
+@pytest.mark.parametrize("mip_solver", ["highs", "phase"])
 @pytest.mark.parametrize("kind", ["rounded", "perturbed", "highdim"])
-def test_workers_solve_the_objectives_side_by_side_with_the_same_delta(kind: str) -> None:
+def test_workers_solve_the_objectives_side_by_side_with_the_same_delta(kind: str, mip_solver: str) -> None:
     """``workers=2`` (mode max): the objectives' MILPs run in two worker processes, each pruning
-    against the best witness so far. Same δ_max as one process to the tolerance; the witness is
-    a real input attaining ``lower``; no sample beats ``upper``."""
+    against the best witness so far, with either MILP solver (the phase solver values its
+    incumbents on the networks the workers inherit). Same δ_max as one process to the
+    tolerance; the witness is a real input attaining ``lower``; no sample beats ``upper``."""
     if kind == "highdim":
         orig, comp, box = _highdim_pair(4, 0.1)
     else:
@@ -388,8 +396,9 @@ def test_workers_solve_the_objectives_side_by_side_with_the_same_delta(kind: str
         box = Box(-np.ones(orig.n_inputs), np.ones(orig.n_inputs))
     opts = dict(time_limit=60, compact=True, backend="highs", mode="max", atol=1e-6, rtol=1e-4)
     one = method_milp(orig, comp, box, **opts)
-    two = method_milp(orig, comp, box, workers=2, **opts)
+    two = method_milp(orig, comp, box, workers=2, mip_solver=mip_solver, **opts)
     assert one.status == two.status == "exact"
+    assert two.stats["mip_solver"] == {"highs": "_HighsMILP", "phase": "PhaseBaB"}[mip_solver]
     assert one.stats["workers"] == 1
     assert two.stats["workers"] == 2 and two.stats["milps"] >= 2  # more than one objective needed a MILP
     assert abs(one.delta_max - two.delta_max) <= max(1e-6, 1e-4 * one.delta_max) + 1e-6 * (1 + one.delta_max)
@@ -397,6 +406,55 @@ def test_workers_solve_the_objectives_side_by_side_with_the_same_delta(kind: str
     assert np.all(w >= box.lower) and np.all(w <= box.upper)
     assert np.isclose(np.abs(orig.forward(w) - comp.forward(w)).max(), two.lower, rtol=0, atol=1e-12)
     assert _sampled_max(orig, comp, box).max() <= two.upper + 1e-9
+
+
+def test_idle_workers_run_the_other_solver_on_a_running_objective() -> None:
+    """``workers=2`` with ``mip_solver="auto"``: a worker with no objective left to start solves a
+    running objective's MILP with the other solver (the portfolio); the first copy to settle it
+    stops the other. Same δ_max as one process; an explicit solver gets no second copy."""
+    orig, comp, box = _highdim_pair(4, 0.1)
+    opts = dict(time_limit=60, compact=True, backend="highs", mode="max", atol=1e-6, rtol=1e-4)
+    one = method_milp(orig, comp, box, **opts)
+    two = method_milp(orig, comp, box, workers=2, **opts)
+    assert one.status == two.status == "exact" and two.stats["workers"] == 2
+    assert two.stats["portfolio_copies"] >= 1
+    kept = two.stats["milp_solver_kept"]
+    assert kept.keys() == two.stats["milp_status"].keys() and set(kept.values()) <= {"phase", "highs"}
+    assert abs(one.delta_max - two.delta_max) <= max(1e-6, 1e-4 * one.delta_max) + 1e-6 * (1 + one.delta_max)
+    assert _sampled_max(orig, comp, box).max() <= two.upper + 1e-9
+    fixed = method_milp(orig, comp, box, workers=2, mip_solver="highs", **opts)
+    assert fixed.stats["portfolio_copies"] == 0 and set(fixed.stats["milp_solver_kept"].values()) == {"highs"}
+
+
+@pytest.mark.parametrize("phase", [False, True])
+def test_a_copy_stops_once_the_other_has_settled_its_objective(phase: bool, monkeypatch) -> None:
+    """The portfolio's stop flag: a worker's MILP whose objective another copy has settled stops at
+    its next check (HiGHS's callback, the phase solver's next node) as ``interrupted``, with a
+    bound that is still sound; with the flag clear it runs to the optimum."""
+    import multiprocessing as mp
+
+    from equivrepair.reach import milp
+
+    orig, comp, box, net, model = _cutoff_case(0)
+    tol = 1e-6
+    cost = np.zeros(model.n_cols)
+    cost[model.y_cols[0]] = -1.0
+    ref = milp._HighsMILP(model, tol).solve(cost, 60.0)
+    assert ref["status"] == "optimal"
+    for flag in (0, 1):
+        stop = mp.Array("b", 2 * orig.n_outputs)
+        stop[milp._objective_index((0, 1))] = flag
+        monkeypatch.setattr(milp, "_STOP", stop)
+        monkeypatch.setattr(milp, "_NETS", (orig, comp))
+        monkeypatch.setattr(milp, "_SHARED_BEST", None)
+        r = milp._milp_job(model, tol, None, None, cost, None, {}, (0, 1), phase)
+        assert r["solver"] == ("phase" if phase else "highs")
+        assert r["bound"] <= ref["value"] + 1e-7 * (1 + abs(ref["value"]))  # sound either way
+        if flag:
+            assert r["status"] == "interrupted" and r["nodes"] <= 1
+        else:
+            assert r["status"] == "optimal"
+            assert r["value"] == pytest.approx(ref["value"], abs=1e-6 * (1 + abs(ref["value"])))
 
 
 def test_exact_passes_workers_to_the_milp_route() -> None:
@@ -445,6 +503,7 @@ def test_workers_on_a_real_mnist_pair_keep_every_bound_in_order(data) -> None:
     one = evaluate(orig, comp, box, time_limit=60)
     two = evaluate(orig, comp, box, time_limit=60, workers=2)
     assert two.stats["workers"] == 2 and two.stats["milps"] >= 2
+    assert two.stats["mip_solver"] == "PhaseBaB"  # a small model: the workers run the phase solver
     overs = [evaluate(orig, comp, box, method=m).upper for m in ("differential", "lp")]
     smax = _sampled_max(orig, comp, box, n=20000).max()
     for r in (one, two):

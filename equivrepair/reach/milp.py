@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -209,7 +210,8 @@ class _HighsMILP:
         self.h = h
         self.idx = np.arange(model.n_cols, dtype=np.int32)
         self.stop: tuple[float, float] | None = None
-        self.shared: tuple[Any, float] | None = None  # (best witness of all workers, tol), mode max
+        # mode max in a worker: the settling level of the best witness of all workers (it falls)
+        self.settle_level: Callable[[], float] | None = None
         h.cbMipInterrupt.subscribe(self._interrupt)
 
     def _interrupt(self, event: Any) -> None:
@@ -217,10 +219,9 @@ class _HighsMILP:
         out = event.data_out
         # the flag lives on in HiGHS between runs, so it is written every time
         stop = self.stop is not None and (out.mip_dual_bound >= self.stop[0] or out.mip_primal_bound <= self.stop[1])
-        if self.shared is not None and not stop:
+        if self.settle_level is not None and not stop:
             # another worker's witness may have settled this objective since it started
-            best = self.shared[0].value
-            stop = bool(np.isfinite(best) and out.mip_dual_bound >= _settling_dual_bound(best, self.shared[1]))
+            stop = bool(out.mip_dual_bound >= self.settle_level())
         event.interrupt(bool(stop))
 
     def solve(
@@ -323,46 +324,101 @@ class _HighsMILP:
 
 
 _SHARED_BEST: Any = None  # in a worker process of _MilpPool: the best witness value of the run
+_NETS: tuple[FNN, FNN] | None = None  # ... the two networks, for the phase solver's incumbents
+_STOP: Any = None  # ... and per objective a flag: another copy of its MILP has settled it
 
 
-def _init_milp_worker(best: Any) -> None:
-    global _SHARED_BEST
-    _SHARED_BEST = best
+def _init_milp_worker(best: Any, nets: tuple[FNN, FNN] | None = None, stop: Any = None) -> None:
+    global _SHARED_BEST, _NETS, _STOP
+    _SHARED_BEST, _NETS, _STOP = best, nets, stop
 
 
-def _milp_job(model: LPModel, tol: float, gap: float | None, options: dict | None, cost, deadline, kw) -> dict:
-    """One objective's MILP in a worker process (the model travels, HiGHS is set up here), until
-    ``deadline`` (``time.time()``, or None). In mode max (a cutoff at the best witness) it also
-    stops once its bound settles the objective against a better witness found meanwhile (a bound
-    >= the settling level of a higher witness is >= that of the one it started with: the same
-    proof, earlier)."""
-    solver = _HighsMILP(model, tol, gap, options, presolve="off")
-    if kw.get("cutoff") is not None and _SHARED_BEST is not None:
-        solver.shared = (_SHARED_BEST, tol)
-    return solver.solve(cost, None if deadline is None else max(deadline - time.time(), 1e-3), **kw)
+def _objective_index(o: tuple[int, int]) -> int:
+    """The flag of objective (output k, sense s) in :class:`_MilpPool`'s stop array."""
+    return 2 * o[0] + (o[1] < 0)
+
+
+def _milp_job(
+    model: LPModel, tol: float, gap: float | None, options: dict | None, cost, deadline, kw, o=None, phase=False
+) -> dict:
+    """One objective's MILP in a worker process (the model travels, the solver is set up here), until
+    ``deadline`` (``time.time()``, or None): HiGHS's MIP solver, or with ``phase`` the phase
+    branch and bound, whose incumbents are valued on the networks the worker inherited. In mode
+    max (a cutoff at the best witness) it also stops once its bound settles the objective
+    against a better witness found meanwhile (a bound >= the settling level of a higher witness
+    is >= that of the one it started with: the same proof, earlier), and at once when another
+    copy of objective ``o`` (the other solver, :meth:`_MilpPool.portfolio`) has settled it."""
+    solver = _new_solver(model, tol, gap, options, phase)
+    kw = dict(kw)
+    if phase:
+        kw["value_at"] = _objective_value(*_NETS, *o)
+    flag = None if o is None or _STOP is None else _objective_index(o)
+    cut = kw.get("cutoff") is not None and _SHARED_BEST is not None
+    if flag is not None or cut:
+        solver.settle_level = lambda: (
+            -np.inf if flag is not None and _STOP[flag] else (_shared_settling_level(tol) if cut else np.inf)
+        )
+    r = solver.solve(cost, None if deadline is None else max(deadline - time.time(), 1e-3), **kw)
+    return dict(r, solver="phase" if phase else "highs")
+
+
+def _shared_settling_level(tol: float) -> float:
+    """The settling dual bound of the best witness of all workers (+inf before there is one)."""
+    best = _SHARED_BEST.value
+    return _settling_dual_bound(best, tol) if np.isfinite(best) else np.inf
+
+
+def _new_solver(model: LPModel, tol: float, gap: float | None, options: dict | None, phase: bool) -> Any:
+    """The MILP solver of a compact highspy model: the phase branch and bound (with HiGHS's
+    absolute gap, its default 0.1·tol where the tolerances allow none) or HiGHS's MIP solver."""
+    if phase:
+        gap = 0.1 * tol if gap is None else gap
+        return PhaseBaB(model, tol, gap, max_nodes=PHASE_MAX_NODES, branching="pseudocost")
+    return _HighsMILP(model, tol, gap, options, presolve="off")
+
+
+def _objective_value(orig: FNN, comp: FNN, k: int, s: int) -> Callable[[np.ndarray], float]:
+    """The phase solver's objective at an input: −s·(Φ1 − Φ2)_k on the original networks."""
+    return lambda x: -float(s) * float(discrepancy_at(orig, comp, x)[0, k])
 
 
 class _MilpPool:
     """Worker processes that each solve one objective's MILP at a time (``method_milp(workers=)``).
 
     Forked, as the branch and bound's workers (:mod:`.parallel`): no main-module import, so a
-    caller's script needs no ``__main__`` guard. Every HiGHS of the project runs on one thread,
-    so HiGHS's scheduler has no worker threads for a child to miss."""
+    caller's script needs no ``__main__`` guard (the networks reach the workers by the fork).
+    Every HiGHS of the project runs on one thread, so HiGHS's scheduler has no worker threads
+    for a child to miss. With ``portfolio``, a worker that would sit idle (no objective left to
+    start) solves a running objective's MILP again with the other solver, within the same
+    deadline; the first copy to settle it stops the other."""
 
-    def __init__(self, workers: int, tol: float, options: dict | None) -> None:
+    def __init__(
+        self,
+        workers: int,
+        tol: float,
+        options: dict | None,
+        nets: tuple[FNN, FNN] | None = None,
+        portfolio: bool = False,
+    ) -> None:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
         ctx = mp.get_context("fork")
         self.best = ctx.Value("d", -np.inf)
+        n_obj = 2 * (nets[0].n_outputs if nets is not None else 0)
+        self.stop = ctx.Array("b", max(n_obj, 1))
         self.ex = ProcessPoolExecutor(
-            max_workers=workers, mp_context=ctx, initializer=_init_milp_worker, initargs=(self.best,)
+            max_workers=workers, mp_context=ctx, initializer=_init_milp_worker, initargs=(self.best, nets, self.stop)
         )
         for _ in range(workers):  # start the processes now, while the caller computes its bounds
             self.ex.submit(int)
         self.workers = workers
         self.tol, self.options = tol, options
-        self.running: dict[tuple[int, int], Any] = {}
+        self.portfolio_on = portfolio and nets is not None
+        self.running: dict[tuple[tuple[int, int], bool], Any] = {}  # (objective, phase) -> future
+        self.jobs: dict[tuple[int, int], tuple] = {}  # objective -> its MILP's (model, gap, cost, deadline, kw)
+        self.duplicated: set[tuple[int, int]] = set()  # objectives the portfolio has given a second copy
+        self.copies_started = 0
 
     @property
     def free(self) -> bool:
@@ -372,23 +428,58 @@ class _MilpPool:
     def busy(self) -> bool:
         return bool(self.running)
 
+    def copies(self, o: tuple[int, int]) -> list[bool]:
+        """The solvers (phase or not) of the running copies of objective ``o``."""
+        return [ph for (q, ph) in self.running if q == o]
+
     def submit(
-        self, o: tuple[int, int], model: LPModel, gap: float | None, cost: np.ndarray, rem: float | None, kw: dict
+        self,
+        o: tuple[int, int],
+        model: LPModel,
+        gap: float | None,
+        cost: np.ndarray,
+        rem: float | None,
+        kw: dict,
+        phase: bool = False,
     ) -> None:
         deadline = None if rem is None else time.time() + rem  # its setup in the worker counts too
-        self.running[o] = self.ex.submit(_milp_job, model, self.tol, gap, self.options, cost, deadline, kw)
+        self.stop[_objective_index(o)] = 0
+        self.jobs[o] = (model, gap, cost, deadline, kw)
+        self.duplicated.discard(o)  # (a rerun of an objective may be copied again)
+        self._start(o, phase)
+
+    def _start(self, o: tuple[int, int], phase: bool) -> None:
+        model, gap, cost, deadline, kw = self.jobs[o]
+        self.running[(o, phase)] = self.ex.submit(
+            _milp_job, model, self.tol, gap, self.options, cost, deadline, kw, o, phase
+        )
+
+    def portfolio(self) -> None:
+        """Idle workers take a running objective with the other solver (longest running first)."""
+        if not self.portfolio_on:
+            return
+        for o, phase in list(self.running):
+            if not self.free:
+                return
+            if o not in self.duplicated:
+                self.duplicated.add(o)
+                self.copies_started += 1
+                self._start(o, not phase)
 
     def finished(self) -> list[tuple[tuple[int, int], dict[str, Any]]]:
-        """Wait for at least one running MILP; the (objective, result) of each that has ended."""
+        """Wait for at least one running MILP; the (objective, result) of each that has ended. One
+        that settled its objective (optimal, interrupted) stops the other copy, if any."""
         from concurrent.futures import FIRST_COMPLETED, wait
 
         if not self.running:
             return []
         done, _ = wait(list(self.running.values()), return_when=FIRST_COMPLETED)
-        out = [(o, f.result()) for o, f in self.running.items() if f in done]
-        for o, _ in out:
-            del self.running[o]
-        return out
+        out = [(key, f.result()) for key, f in self.running.items() if f in done]
+        for key, r in out:
+            del self.running[key]
+            if r["status"] in ("optimal", "interrupted"):
+                self.stop[_objective_index(key[0])] = 1
+        return [(key[0], r) for key, r in out]
 
     def close(self) -> None:
         self.ex.shutdown(wait=True, cancel_futures=True)
@@ -464,15 +555,19 @@ def method_milp(
     ``workers`` (mode ``max``, highspy backend): up to that many objectives' MILPs at once, each in
     a worker process (:class:`_MilpPool`), cut off at the best witness when it starts and stopped
     once a better witness from any of them settles it; the time is shared among the objectives
-    left as if each worker took its turn at them. With fewer than two objectives to solve the
-    MILP runs here, as without workers; should a worker die, the rest runs here too.
+    left as if each worker took its turn at them. With ``mip_solver="auto"`` (and a compact model)
+    a worker with no objective left to start solves a running one again with the other MILP
+    solver, in the same time window, and the first copy to settle it stops the other (a
+    portfolio: neither solver wins on every model); so even one objective goes to the workers.
+    With an explicit solver and fewer than two objectives to solve the MILP runs here, as
+    without workers; should a worker die, the rest runs here too.
 
     ``mip_solver`` (highspy backend, compact model): ``"highs"`` solves each MILP with HiGHS's
     MIP solver; ``"phase"`` with :class:`.phase_bab.PhaseBaB` (LP branch and bound over the ReLU
     phases, pseudocost branching, bounds rigorous from the LP duals); ``"auto"`` takes the phase
-    branch and bound for a model of at most :data:`PHASE_MAX_BINARIES` binaries run in this
-    process, where HiGHS's root work (cuts, probing, strong branching on a dense LP) costs more
-    than the whole search, and HiGHS otherwise.
+    branch and bound for a model of at most :data:`PHASE_MAX_BINARIES` binaries, where HiGHS's
+    root work (cuts, probing, strong branching on a dense LP) costs more than the whole search,
+    and HiGHS otherwise (and both, with workers to spare).
     """
     if mip_solver not in ("auto", "highs", "phase"):
         raise ValueError(f"mip_solver must be 'auto', 'highs' or 'phase', not {mip_solver!r}")
@@ -492,7 +587,9 @@ def method_milp(
         raise ValueError(f"mode 'decide' needs a positive epsilon, got {epsilon!r}")
     t0 = time.perf_counter()
     box.check_dim(orig.n_inputs)
-    pool = _MilpPool(workers, tol, highs_options) if workers > 1 and backend == "highs" and mode == "max" else None
+    pool = None
+    if workers > 1 and backend == "highs" and mode == "max":
+        pool = _MilpPool(workers, tol, highs_options, (orig, comp), portfolio=mip_solver == "auto" and compact)
     try:
         return _method_milp(
             orig, comp, box, time_limit, tol, mode, delta_cuts, n_samples, seed, compact, backend,
@@ -569,12 +666,7 @@ def _method_milp(
     def make_solver(mdl: LPModel) -> Any:
         if backend != "highs":
             return _CvxpyMILP(mdl, tol)
-        if _use_phase(mip_solver, compact, pool is not None, mdl.integer_cols.size):
-            # the same absolute gap as HiGHS's (its default 0.1·tol where the tolerances allow none)
-            gap = milp_gap()
-            gap = 0.1 * tol if gap is None else gap
-            return PhaseBaB(mdl, tol, gap, max_nodes=PHASE_MAX_NODES, branching="pseudocost")
-        return _HighsMILP(mdl, tol, milp_gap(), highs_options, presolve="off")
+        return _new_solver(mdl, tol, milp_gap(), highs_options, _use_phase(mip_solver, compact, mdl.integer_cols.size))
 
     level = 0
     model = _milp_model(0)
@@ -624,7 +716,9 @@ def _method_milp(
         start = None if x0 is None else model_point(net, model, x0)
         kw = {"stop": stop, "start": start, "cutoff": cutoff}
         if isinstance(solver, PhaseBaB):  # its incumbents are valued on the networks themselves
-            kw["value_at"] = lambda x: -float(s) * float(discrepancy_at(orig, comp, x)[0, k])
+            # (a worker process values them on the networks it inherited)
+            if pool is None:
+                kw["value_at"] = _objective_value(orig, comp, k, s)
         return cost, kw
 
     def attempt(k: int, s: int, rem: float | None) -> None:
@@ -646,9 +740,13 @@ def _method_milp(
         fold(k, s, r)
 
     def fold(k: int, s: int, r: dict[str, Any]) -> None:
-        """Fold one MILP's bound and incumbent into the per-output bounds and the best witness."""
+        """Fold one MILP's bound and incumbent into the per-output bounds and the best witness
+        (of two copies of one objective, the portfolio's, the record kept is the one that settled it)."""
         nonlocal timed_out, best, w, j
-        solved[(k, s)] = r
+        kept = solved.get((k, s))
+        rank = _RANK.get(r["status"], 0)
+        if kept is None or rank > _RANK.get(kept["status"], 0) or rank == _RANK.get(kept["status"], 0) == 0:
+            solved[(k, s)] = r
         if r["status"] not in ("optimal", "interrupted"):
             timed_out = timed_out or r["status"] == "time_limit"
         bound = r["bound"]  # lower bound of min(−s·y_k)
@@ -664,8 +762,8 @@ def _method_milp(
             if wx is not None and v > best:
                 best, w, j = v, wx, wj
 
-    if pool is not None and (solver is None or sum(not settled(o) for o in objs) < 2):
-        pool.close()  # one objective to solve, or none: here, as without workers
+    if pool is not None and (solver is None or sum(not settled(o) for o in objs) < (1 if pool.portfolio_on else 2)):
+        pool.close()  # one objective to solve (and no second solver for it), or none: here
         pool = None
 
     def run(todo: list[tuple[int, int]], first: bool) -> None:
@@ -702,12 +800,14 @@ def _method_milp(
                     attempt(*o, rem)
                     continue
                 cost, kw = prepare(*o)
-                pool.submit(o, model, milp_gap(), cost, rem, kw)
+                pool.submit(o, model, milp_gap(), cost, rem, kw, isinstance(solver, PhaseBaB))
+            if pool is not None and not queue:
+                pool.portfolio()  # workers with nothing left to start: the other solver
             for o, r in pool.finished() if pool is not None else []:
-                if r["status"] == "infeasible":
-                    attempt(*o, left())
-                else:
+                if r["status"] != "infeasible":
                     fold(*o, r)
+                elif not pool.copies(o) and solved.get(o, {}).get("status") not in _SETTLED:
+                    attempt(*o, left())
                 pool.best.value = best
 
     def run_all() -> None:
@@ -781,28 +881,36 @@ def _method_milp(
             "formulation": "compact" if compact else "full",
             "milps": len(solved),
             "workers": pool.workers if pool is not None else 1,
+            "portfolio_copies": pool.copies_started if pool is not None else 0,
             "skipped": len(skipped),
             "binaries": int(model.integer_cols.size),
             "nodes": int(sum(r.get("nodes", 0) for r in solved.values())),
             "mip_solver": type(solver).__name__ if solver is not None else None,
             "max_mip_gap": float(max(gaps)) if gaps else None,
             "milp_status": {f"y{k}{'+' if s > 0 else '-'}": r["status"] for (k, s), r in solved.items()},
+            # in worker processes: which solver's result each objective kept (the portfolio's winner)
+            "milp_solver_kept": {
+                f"y{k}{'+' if s > 0 else '-'}": r["solver"] for (k, s), r in solved.items() if "solver" in r
+            },
             "lps": lp.n_lps,
             "lp_upper": float(np.max(np.abs(np.stack([lo_b, hi_b])))),
         },
     )
 
 
+_RANK = {"optimal": 2, "interrupted": 1}  # which of two copies' results an objective keeps
+_SETTLED = tuple(_RANK)
+
 PHASE_MAX_BINARIES = 60
 """Up to this many binaries, ``mip_solver="auto"`` solves the MILPs by :class:`.phase_bab.PhaseBaB`."""
 PHASE_MAX_NODES = 10**7  # the phase branch and bound's node limit: the time limit is the real one
 
 
-def _use_phase(mip_solver: str, compact: bool, pooled: bool, binaries: int) -> bool:
+def _use_phase(mip_solver: str, compact: bool, binaries: int) -> bool:
     """Whether a MILP of ``binaries`` binaries goes to the phase branch and bound (highspy backend)."""
     if mip_solver == "phase":
         return True
-    return mip_solver == "auto" and compact and not pooled and binaries <= PHASE_MAX_BINARIES
+    return mip_solver == "auto" and compact and binaries <= PHASE_MAX_BINARIES
 
 
 LP_SKIP_MAX_UNSTABLE = 40

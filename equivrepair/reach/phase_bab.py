@@ -96,6 +96,10 @@ class PhaseBaB:
         self.violation = _violation_cols(model)
         self.deadline = np.inf  # of the current solve
         self.last_value = -np.inf  # the LP value of the last node solved (its bound if it has none)
+        # a bound that settles the objective, read between nodes: it may fall during a solve (a
+        # better witness found by another worker of :func:`.milp.method_milp`), and serves as
+        # both the stop's dual threshold and the cutoff
+        self.settle_level: Callable[[], float] | None = None
 
     def solve(
         self,
@@ -178,6 +182,9 @@ class PhaseBaB:
                     heapq.heappush(heap, (key, nodes, bound, fix, j, d, strong))
                 if status is not None:
                     break
+                if self.settle_level is not None:
+                    level = self.settle_level()
+                    cut, stop_dual = min(cut, level), min(stop_dual, level)
                 # (the bound over the open nodes is a scan: only where a stop threshold needs it)
                 if best_val <= stop_primal or (
                     stop_dual < np.inf and min([closed] + [e[2] for e in heap]) >= stop_dual
