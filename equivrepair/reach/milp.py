@@ -742,13 +742,11 @@ def _method_milp(
     def fold(k: int, s: int, r: dict[str, Any]) -> None:
         """Fold one MILP's bound and incumbent into the per-output bounds and the best witness
         (of two copies of one objective, the portfolio's, the record kept is the one that settled it)."""
-        nonlocal timed_out, best, w, j
+        nonlocal best, w, j
         kept = solved.get((k, s))
         rank = _RANK.get(r["status"], 0)
         if kept is None or rank > _RANK.get(kept["status"], 0) or rank == _RANK.get(kept["status"], 0) == 0:
             solved[(k, s)] = r
-        if r["status"] not in ("optimal", "interrupted"):
-            timed_out = timed_out or r["status"] == "time_limit"
         bound = r["bound"]  # lower bound of min(−s·y_k)
         if np.isfinite(bound):
             side = -bound + tol * (1.0 + abs(bound))  # upper bound of s·y_k
@@ -856,6 +854,8 @@ def _method_milp(
         if skipped:
             msg += " (their per-output entries are those bounds)"
     if not all_optimal:
+        # (an objective's kept record: a copy that timed out does not count once the other settled it)
+        timed_out = timed_out or any(r["status"] == "time_limit" for r in solved.values())
         msg += "; time limit reached" if timed_out else "; some MILPs did not finish optimally"
         msg += " — bounds are the best known, not exact"
     if level > 0:
