@@ -166,6 +166,9 @@ def run_instance(
         milp_solver_kept=st.get("milp_solver_kept") or None,
         portfolio_copies=st.get("portfolio_copies"),
         branches=st.get("branches"),
+        tightening_stabilised=st.get("tightening_stabilised"),
+        tightening_lps=st.get("tightening_lps"),
+        tightening_time=st.get("tightening_time"),
         message=res.message,
     )
     return row

@@ -669,6 +669,10 @@ class _HighsLP:
         y = np.asarray(sol.row_dual) if sol.dual_valid else None
         return st, val, x, y
 
+    def set_col_bounds(self, col: int, lower: float, upper: float) -> None:
+        """Tighten one column's bounds for the LPs still to come (the basis is kept)."""
+        self.h.changeColsBounds(1, np.array([col], dtype=np.int32), np.array([lower]), np.array([upper]))
+
     def _to_dual(self) -> None:
         """Give up primal simplex on this model: dual simplex, no iteration cap, from here on."""
         self.stalls += 1

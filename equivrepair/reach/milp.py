@@ -2,7 +2,9 @@
 
 Model (see :func:`equivrepair.reach.lp.build_relaxation` with ``integer=True``): the input box
 (and A x <= c), per hidden layer z = W a + b with z within the tightest known pre-activation
-bounds [l, u] (interval ∩ symbolic ∩ differential), stable neurons fixed (a = z or a = 0, no
+bounds [l, u] (interval ∩ symbolic ∩ differential; from :data:`TIGHTEN_MIN_UNSTABLE` unstable
+neurons on, also the LP bounds of :mod:`.tighten` where they can fix a phase, and its LP bounds
+on z1 − z2 of the last hidden layer's twins), stable neurons fixed (a = z or a = 0, no
 binary), and for each unstable neuron one binary δ with a >= 0, a >= z, a <= z − l(1 − δ),
 a <= u δ; the difference cuts of the LP are kept (valid, they tighten the relaxation); the output
 columns y = Φ1 − Φ2 are boxed by the LP bounds.
@@ -45,6 +47,7 @@ from .compact import build_compact, model_point
 from .lp import LPModel, build_relaxation, highs_model, lp_bounds_merged, run_highs, set_highs_options
 from .phase_bab import PhaseBaB
 from .result import Discrepancy
+from .tighten import tighten_pre_bounds
 
 
 class _CvxpyMILP:
@@ -610,6 +613,17 @@ def _method_milp(
         return None if time_limit is None else time_limit - (time.perf_counter() - t0)
 
     net, pre, delta = merged_pre_bounds(orig, comp, box.lower, box.upper)
+    cand = [default_candidates(box, n_samples, seed)]
+    tightening = None
+    n_unstable = sum(int(np.sum((lo < 0.0) & (hi > 0.0))) for lo, hi in pre[:-1])
+    if n_unstable >= TIGHTEN_MIN_UNSTABLE:  # fewer binaries: the LPs would cost more than they save
+        rem = left()
+        tightening = tighten_pre_bounds(
+            net, box.lower, box.upper, pre, box.A, box.c, delta,
+            candidates=cand[0], time_limit=None if rem is None else TIGHTEN_TIME_SHARE * rem,
+        )  # fmt: skip
+        pre, delta = tightening.pre, tightening.delta
+        cand.append(tightening.points)
     diff_out = None
     if delta is not None:  # the back-substitution starts from these bounds (no second forward pass)
         diff_out = differential_output_bounds(orig, comp, box.lower, box.upper, hidden_bounds(orig, pre, delta))
@@ -622,12 +636,12 @@ def _method_milp(
     # solved (at ±1/255 on MNIST, 19 of 20). On larger ones every LP is solved, then the witness
     # searched among their optima, as before: the LP bounds are the MILP's output column bounds,
     # which save it more nodes than the LPs cost
-    cand = [default_candidates(box, n_samples, seed)]
     skip = np.zeros((pre[-1][0].size, 2), dtype=bool)
-    n_unstable = sum(int(np.sum((lo < 0.0) & (hi > 0.0))) for lo, hi in pre[:-1])
+    if tightening is not None:
+        n_unstable = sum(tightening.unstable_after)
     small = n_unstable <= LP_SKIP_MAX_UNSTABLE and mode in ("max", "decide")
     if small:
-        best, w, j, _ = best_witness(orig, comp, box, cand[0])
+        best, w, j, _ = best_witness(orig, comp, box, np.vstack(cand))
         sides = np.stack([-pre[-1][0], pre[-1][1]], axis=1)  # the (min, max) objectives' bounds
         skip = _settles(sides, mode, best, _slack(best, atol, rtol), epsilon)
     lp = lp_bounds_merged(
@@ -858,6 +872,13 @@ def _method_milp(
         timed_out = timed_out or any(r["status"] == "time_limit" for r in solved.values())
         msg += "; time limit reached" if timed_out else "; some MILPs did not finish optimally"
         msg += " — bounds are the best known, not exact"
+    if tightening is not None:
+        msg += (
+            f"; LP bound tightening fixed the phase of {tightening.stabilised} of"
+            f" {sum(tightening.unstable_before)} unstable ReLUs ({tightening.n_lps} LPs, {tightening.time:.2f} s"
+            + ("" if tightening.complete else ", stopped at its time share")
+            + ")"
+        )
     if level > 0:
         msg += "; HiGHS called a feasible MILP infeasible: " + (
             "difference cuts dropped" if level == 1 else "difference cuts dropped and bounds widened"
@@ -893,6 +914,9 @@ def _method_milp(
                 f"y{k}{'+' if s > 0 else '-'}": r["solver"] for (k, s), r in solved.items() if "solver" in r
             },
             "lps": lp.n_lps,
+            "tightening_lps": tightening.n_lps if tightening is not None else 0,
+            "tightening_stabilised": tightening.stabilised if tightening is not None else 0,
+            "tightening_time": tightening.time if tightening is not None else 0.0,
             "lp_upper": float(np.max(np.abs(np.stack([lo_b, hi_b])))),
         },
     )
@@ -912,6 +936,12 @@ def _use_phase(mip_solver: str, compact: bool, binaries: int) -> bool:
         return True
     return mip_solver == "auto" and compact and binaries <= PHASE_MAX_BINARIES
 
+
+TIGHTEN_MIN_UNSTABLE = 64
+"""From this many unstable neurons on, :func:`method_milp` first tightens their bounds by LP
+(:func:`.tighten.tighten_pre_bounds`); below it the MILP is solved in about the time the LPs take."""
+TIGHTEN_TIME_SHARE = 0.25
+"""The largest share of the time left that the LP bound tightening may take."""
 
 LP_SKIP_MAX_UNSTABLE = 40
 """Up to this many unstable neurons, :func:`method_milp` skips the settling LPs that the
