@@ -565,6 +565,10 @@ def method_milp(
     With an explicit solver and fewer than two objectives to solve the MILP runs here, as
     without workers; should a worker die, the rest runs here too.
 
+    From :data:`TIGHTEN_MIN_UNSTABLE` unstable neurons on, the pre-activation bounds are first
+    tightened by the LPs that can fix a phase (:func:`.tighten.tighten_pre_bounds`, at most
+    :data:`TIGHTEN_TIME_SHARE` of the time left); ``stats["tightening_*"]`` say what it did.
+
     ``mip_solver`` (highspy backend, compact model): ``"highs"`` solves each MILP with HiGHS's
     MIP solver; ``"phase"`` with :class:`.phase_bab.PhaseBaB` (LP branch and bound over the ReLU
     phases, pseudocost branching, bounds rigorous from the LP duals); ``"auto"`` takes the phase
