@@ -90,7 +90,7 @@ def test_exact_witness_is_a_local_maximum_of_the_region_graph(data):
     # its share of the run: 5 % plus 20 ms, overrun by at most one ascent (a few dozen LPs); the
     # final ascent from the last best witnesses (which makes the check below hold whatever the
     # timing) is recorded apart
-    assert res.stats["ascent_final_time"] >= 0.0
+    assert "ascent_final_time" in res.stats  # the final ascent ran
     assert res.stats["ascent_time"] <= ASCENT_SHARE * res.stats["time"] + ASCENT_GRACE + 0.2
     merged = _Bounder(orig, comp).merged
     a = region_ascent(merged, x, box.lower, box.upper, out, float(sign))

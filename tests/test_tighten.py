@@ -18,7 +18,13 @@ from hypothesis import strategies as st
 from equivrepair.reach import milp as milp_mod
 from equivrepair.reach.bounds import default_candidates, merged_pre_bounds
 from equivrepair.reach.milp import method_milp
-from equivrepair.reach.tighten import gradient_corners, pre_activations, tighten_pre_bounds
+from equivrepair.reach.tighten import (
+    _unstable_pairs,
+    gradient_corners,
+    pre_activations,
+    tighten_pre_bounds,
+    unstable_mask,
+)
 from equivrepair.spec.sets import Box
 from tests.test_bounds import KINDS, make_pair
 from tests.test_compact import _highdim_pair, _mnist_256x4_ball, _sampled_max
@@ -76,18 +82,12 @@ def test_tightening_fixes_deep_phases_on_real_mnist_and_stays_sound(data) -> Non
     assert t.unstable_after[0] == t.unstable_before[0]
     # fewer LPs than two per unstable neuron of layers 1.. and per twin pair of the last layer
     assert t.skipped_by_evidence > 0
-    assert t.n_lps < 2 * sum(t.unstable_before[1:]) + 2 * len(_pairs(pre[-2]))
+    assert t.n_lps < 2 * sum(t.unstable_before[1:]) + 2 * len(_unstable_pairs(pre[-2]))
     assert _inside(pre, t.pre) and _inside(delta, t.delta)
     rng = np.random.default_rng(1)
     X = np.vstack([rng.uniform(box.lower, box.upper, size=(2000, box.dim)), t.points, cand])
-    X = np.vstack([X, gradient_corners(net, box.lower, box.upper, [(lo < 0) & (hi > 0) for lo, hi in pre[:-1]])])
+    X = np.vstack([X, gradient_corners(net, box.lower, box.upper, unstable_mask(pre))])
     _check_contains(net, t.pre, t.delta, X)
-
-
-def _pairs(bounds) -> np.ndarray:
-    u = (bounds[0] < 0) & (bounds[1] > 0)
-    h = u.size // 2
-    return np.flatnonzero(u[:h] | u[h:])
 
 
 def test_no_time_for_the_tightening_leaves_the_bounds_as_they_were() -> None:

@@ -1443,19 +1443,25 @@ def form_corners(lower: np.ndarray, upper: np.ndarray, mid: np.ndarray, rad: np.
     return np.vstack([xu, xl])
 
 
-def linearisation_corners(net: FNN, box: Box) -> np.ndarray:
-    """Corners chosen by the sign of the merged network's gradient at the box centre."""
-    x = box.center
-    J = np.eye(net.n_inputs)
-    a = x
+def centre_jacobians(net: FNN, centre: np.ndarray):
+    """Per layer, the Jacobian of its pre-activations with respect to the input at ``centre``
+    (the network's linearisation there), one layer at a time."""
+    J = np.eye(centre.size)
+    a = centre
     for layer in net.layers:
         z = layer.pre(a[None])[0]
-        J = layer.W @ J
+        Jz = layer.W @ J
+        yield Jz
         if layer.activation == "relu":
-            J = J * (z > 0)[:, None]
+            J = Jz * (z > 0)[:, None]
             a = np.maximum(z, 0.0)
         else:
-            a = z
+            J, a = Jz, z
+
+
+def linearisation_corners(net: FNN, box: Box) -> np.ndarray:
+    """Corners chosen by the sign of the merged network's gradient at the box centre."""
+    *_, J = centre_jacobians(net, box.center)
     s = np.sign(J)
     return np.vstack([box.center + box.radius * s, box.center - box.radius * s])
 

@@ -47,7 +47,7 @@ from .compact import build_compact, model_point
 from .lp import LPModel, build_relaxation, highs_model, lp_bounds_merged, run_highs, set_highs_options
 from .phase_bab import PhaseBaB
 from .result import Discrepancy
-from .tighten import tighten_pre_bounds
+from .tighten import tighten_pre_bounds, unstable_mask
 
 
 class _CvxpyMILP:
@@ -619,7 +619,7 @@ def _method_milp(
     net, pre, delta = merged_pre_bounds(orig, comp, box.lower, box.upper)
     cand = [default_candidates(box, n_samples, seed)]
     tightening = None
-    n_unstable = sum(int(np.sum((lo < 0.0) & (hi > 0.0))) for lo, hi in pre[:-1])
+    n_unstable = sum(int(u.sum()) for u in unstable_mask(pre))
     if n_unstable >= TIGHTEN_MIN_UNSTABLE:  # fewer binaries: the LPs would cost more than they save
         rem = left()
         tightening = tighten_pre_bounds(

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..nets.ir import FNN
+from .bounds import centre_jacobians
 from .compact import build_compact
 from .lp import SafeBound, _HighsLP
 
@@ -63,33 +64,22 @@ class Tightening:
 
 def pre_activations(net: FNN, X: np.ndarray) -> list[np.ndarray]:
     """The pre-activations of every hidden layer of ``net`` at the rows of ``X``."""
-    out = []
-    a = np.atleast_2d(X)
-    for layer in net.layers[:-1]:
-        z = a @ layer.W.T + layer.b
-        out.append(z)
-        a = np.maximum(z, 0.0)
-    return out
+    return net.activations(X)[:-1]
 
 
 def gradient_corners(net: FNN, lo: np.ndarray, hi: np.ndarray, unstable: list[np.ndarray]) -> np.ndarray:
     """Per unstable hidden neuron, the two box corners where the linearisation of its
     pre-activation at the box centre is least and largest: likely inputs of either sign."""
     c, r = 0.5 * (lo + hi), 0.5 * (hi - lo)
-    J = np.eye(c.size)
-    a = c
     pts = [c[None]]
-    for layer, u in zip(net.layers[:-1], unstable):
-        z = layer.W @ a + layer.b
-        Jz = layer.W @ J
+    for Jz, u in zip(centre_jacobians(net, c), unstable):
         s = np.sign(Jz[u])
         pts += [c + r * s, c - r * s]
-        J = Jz * (z > 0.0)[:, None]
-        a = np.maximum(z, 0.0)
     return np.vstack(pts)
 
 
-def _is_unstable(pre: Bounds) -> list[np.ndarray]:
+def unstable_mask(pre: Bounds) -> list[np.ndarray]:
+    """Per hidden layer, which neurons the bounds leave unstable (lower < 0 < upper)."""
     return [(lo < 0.0) & (hi > 0.0) for lo, hi in pre[:-1]]
 
 
@@ -154,7 +144,7 @@ def tighten_pre_bounds(
     lo = np.asarray(lo, dtype=np.float64)
     hi = np.asarray(hi, dtype=np.float64)
     new = [(np.array(zl, dtype=np.float64), np.array(zu, dtype=np.float64)) for zl, zu in pre]
-    unstable = _is_unstable(new)
+    unstable = unstable_mask(new)
     before = [int(u.sum()) for u in unstable]
     pts = gradient_corners(net, lo, hi, unstable)
     if candidates is not None and np.size(candidates):
@@ -215,7 +205,7 @@ def tighten_pre_bounds(
         pre=new,
         delta=delta,
         unstable_before=before,
-        unstable_after=[int(u.sum()) for u in _is_unstable(new)],
+        unstable_after=[int(u.sum()) for u in unstable_mask(new)],
         n_lps=n_lps,
         skipped_by_evidence=evidence,
         time=time.perf_counter() - t0,
