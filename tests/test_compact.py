@@ -599,7 +599,8 @@ def test_mode_max_skips_the_lps_the_differential_bounds_settle_and_keeps_delta(d
     """The real 3x100 pair at ±1 around test image 0 (36 unstable neurons): mode max solves only
     the settling LPs that the differential bounds and the sampled witness leave open (fewer than
     the 20 of mode all), and its δ_max is the largest exact per-output bound of mode all (every LP
-    and MILP solved); with the unstable-neuron limit below 36 it solves all 20 LPs again."""
+    and MILP solved); with the unstable-neuron limit below 36 it solves all 20 LPs again for
+    HiGHS's MIP solver, and still skips them for the phase branch and bound (36 <= 60 binaries)."""
     import equivrepair.reach.milp as milpmod
     from tests.test_relu_split import _mnist_pair
 
@@ -619,10 +620,14 @@ def test_mode_max_skips_the_lps_the_differential_bounds_settle_and_keeps_delta(d
     assert np.all(d >= fast.per_output[:, 0] - 1e-9) and np.all(d <= fast.per_output[:, 1] + 1e-9)
     assert np.all(fast.per_output[:, 0] <= full.per_output[:, 0] + 1e-6)
     assert np.all(fast.per_output[:, 1] >= full.per_output[:, 1] - 1e-6)
+    assert fast.stats["mip_solver"] == "PhaseBaB"
     monkeypatch.setattr(milpmod, "LP_SKIP_MAX_UNSTABLE", 0)
-    every = method_milp(orig, comp, box, mode="max", atol=1e-6, rtol=1e-4, **kw)
+    every = method_milp(orig, comp, box, mode="max", atol=1e-6, rtol=1e-4, mip_solver="highs", **kw)
     assert every.stats["lps"] == 20 and every.status == "exact"
     assert abs(every.delta_max - ref) <= max(1e-6, 1e-4 * ref) + 1e-6 * (1 + ref)
+    phase = method_milp(orig, comp, box, mode="max", atol=1e-6, rtol=1e-4, **kw)
+    assert phase.stats["mip_solver"] == "PhaseBaB" and phase.stats["lps"] == fast.stats["lps"] < 20
+    assert phase.status == "exact" and abs(phase.delta_max - ref) <= max(1e-6, 1e-4 * ref) + 1e-6 * (1 + ref)
 
 
 @pytest.mark.parametrize("branching", ["violation", "pseudocost"])
@@ -662,6 +667,42 @@ def test_phase_bab_cutoff_and_start_are_sound_on_both_sides_of_the_optimum(seed:
                 assert r["value"] == pytest.approx(m_star, abs=1e-6 * (1 + abs(m_star)))
             else:
                 assert r["bound"] >= c
+
+
+@pytest.mark.parametrize("seed", [0, 1, 4])
+def test_phase_bab_starts_each_lp_from_its_parents_basis(seed: int, monkeypatch) -> None:
+    """With ``restore_basis`` (the default) every node and strong-branching LP after the root is
+    started from a stored basis, which must be a basis of this model (as many statuses as
+    columns and rows); with it off none is. Both reach HiGHS's MIP optimum m* with a sound bound:
+    the start only changes the simplex path."""
+    import equivrepair.reach.phase_bab as pb
+    from equivrepair.reach.milp import _HighsMILP
+
+    orig, comp, box, net, model = _cutoff_case(seed)
+    for k in range(2):
+        cost = np.zeros(model.n_cols)
+        cost[model.y_cols[k]] = -1.0
+        m_star = _HighsMILP(model, 1e-9).solve(cost, 60.0)["value"]
+        for restore in (True, False):
+            solver = pb.PhaseBaB(model, 1e-9, branching="pseudocost")
+            solver.restore_basis = restore
+            started: list = []
+            real = solver.h.setBasis
+
+            def spy(basis, real=real, started=started):
+                started.append((len(basis.col_status), len(basis.row_status)))
+                return real(basis)
+
+            monkeypatch.setattr(solver.h, "setBasis", spy, raising=False)
+            r = solver.solve(cost, 60.0)
+            assert r["status"] == "optimal"
+            assert r["bound"] <= m_star + 1e-7 * (1 + abs(m_star))
+            assert r["value"] == pytest.approx(m_star, abs=1e-6 * (1 + abs(m_star)))
+            if restore and r["lps"] > 1:
+                assert started and set(started) == {(model.n_cols, model.n_rows)}
+                assert len(started) == r["lps"] - 1  # every LP but the root's
+            if not restore:
+                assert started == []
 
 
 def test_pseudocost_branching_stays_sound_on_noisy_duals(monkeypatch) -> None:
