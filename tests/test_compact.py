@@ -669,6 +669,55 @@ def test_phase_bab_cutoff_and_start_are_sound_on_both_sides_of_the_optimum(seed:
                 assert r["bound"] >= c
 
 
+def test_phase_route_without_binaries_still_solves_the_settling_lps(monkeypatch) -> None:
+    """On the phase route the settling LPs are left to the phase solver's root; should the compact
+    model then have no binary (its own interval bounds stabilised the neurons the pre-activation
+    bounds left open), the network is linear on the box and the LPs are the answer: they must
+    run, not the output bounds so far be reported as exact. Forced here on a box where every
+    neuron is stable, by a mask that claims one unstable neuron and output bounds widened by 1
+    (still sound), which no witness settles."""
+    import equivrepair.reach.milp as milpmod
+
+    orig, comp, box0, _, _ = _cutoff_case(0)
+    c0 = 0.5 * (box0.lower + box0.upper)
+    kw = dict(mode="max", compact=True, backend="highs", atol=1e-9, rtol=1e-7, time_limit=60)
+    for r in (0.01, 1e-3, 1e-4, 1e-5, 1e-6):
+        box = Box(c0 - r, c0 + r)
+        ref = method_milp(orig, comp, box, **kw)
+        if ref.stats["binaries"] == 0:
+            break
+    assert ref.stats["binaries"] == 0 and ref.status == "exact"
+
+    def one_unstable(pre):
+        masks = [np.zeros(lo.size, dtype=bool) for lo, _ in pre[:-1]]
+        masks[0][0] = True
+        return masks
+
+    real_pre, real_diff = milpmod.merged_pre_bounds, milpmod.differential_output_bounds
+
+    def wide_pre(*a, **k):
+        net, pre, delta = real_pre(*a, **k)
+        pre[-1] = (pre[-1][0] - 1.0, pre[-1][1] + 1.0)
+        return net, pre, delta
+
+    def wide_diff(*a, **k):
+        out = real_diff(*a, **k)
+        return None if out is None else (out[0] - 1.0, out[1] + 1.0)
+
+    monkeypatch.setattr(milpmod, "unstable_mask", one_unstable)
+    monkeypatch.setattr(milpmod, "merged_pre_bounds", wide_pre)
+    monkeypatch.setattr(milpmod, "differential_output_bounds", wide_diff)
+    res = method_milp(orig, comp, box, **kw)
+    assert res.stats["binaries"] == 0 and res.stats["mip_solver"] is None
+    assert res.stats["lps"] > 0  # the LPs the phase root would have solved ran here
+    assert res.status == "exact"
+    assert abs(res.delta_max - ref.delta_max) <= 1e-7 * (1 + ref.delta_max)
+    assert res.delta_max - res.lower <= 1e-7 * (1 + res.delta_max)
+    x = box.sample(5000, seed=1)
+    d = np.max(np.abs(orig.forward(x) - comp.forward(x)))
+    assert d <= res.delta_max + 1e-9 and res.lower <= res.delta_max + 1e-12
+
+
 @pytest.mark.parametrize("seed", [0, 1, 4])
 def test_phase_bab_starts_each_lp_from_its_parents_basis(seed: int, monkeypatch) -> None:
     """With ``restore_basis`` (the default) every node and strong-branching LP after the root is

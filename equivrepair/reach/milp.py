@@ -646,26 +646,38 @@ def _method_milp(
         n_unstable = sum(tightening.unstable_after)
     phase_route = backend == "highs" and _use_phase(mip_solver, compact, n_unstable)
     small = (n_unstable <= LP_SKIP_MAX_UNSTABLE or phase_route) and mode in ("max", "decide")
+    best, w, j = -np.inf, None, None
     if small:
         best, w, j, _ = best_witness(orig, comp, box, np.vstack(cand))
         sides = np.stack([-pre[-1][0], pre[-1][1]], axis=1)  # the (min, max) objectives' bounds
         skip = _settles(sides, mode, best, _slack(best, atol, rtol), epsilon)
-    lp = lp_bounds_merged(
-        net, box.lower, box.upper, pre, box.A, box.c, delta_bounds=deltas, time_limit=left(), compact=compact, skip=skip
-    )
-    lo_b = np.maximum(lp.lower, pre[-1][0])
-    hi_b = np.minimum(lp.upper, pre[-1][1])
-    hi_b = np.maximum(hi_b, lo_b)
-    m = lo_b.size
-    lp_x = np.vstack([lp.x_lower, lp.x_upper])
-    cand.append(lp_x[np.all(np.isfinite(lp_x), axis=1)])
-    if small:
-        v, w2, j2, _ = best_witness(orig, comp, box, np.vstack(cand[1:] + ([w[None]] if w is not None else [])))
+    # the phase branch and bound's root LP is the settling LP itself (the big-M LP projects onto
+    # the triangle relaxation): what that LP would settle, the root settles, so none is solved here
+    # (unless the model turns out to have no binaries, below: the LP is then the answer)
+    lp_later = small and phase_route and n_unstable > 0
+    settled_first = skip
+
+    def settling_lps(skip: np.ndarray) -> None:
+        """The settling LPs not in ``skip``: the output bounds, their optima as candidates."""
+        nonlocal lp, lo_b, hi_b, best, w, j
+        lp = lp_bounds_merged(
+            net, box.lower, box.upper, pre, box.A, box.c, delta_bounds=deltas, time_limit=left(), compact=compact,
+            skip=skip,
+        )  # fmt: skip
+        lo_b = np.maximum(lp.lower, pre[-1][0])
+        hi_b = np.maximum(np.minimum(lp.upper, pre[-1][1]), lo_b)
+        lp_x = np.vstack([lp.x_lower, lp.x_upper])
+        cand.append(lp_x[np.all(np.isfinite(lp_x), axis=1)])
+        pts = cand[-1] if small else np.vstack(cand)
+        v, w2, j2, _ = best_witness(orig, comp, box, np.vstack([pts] + ([w[None]] if w is not None else [])))
         if w2 is not None and v > best:
             best, w, j = v, w2, j2
-    else:
-        best, w, j, _ = best_witness(orig, comp, box, np.vstack(cand))
-    starts = _StartPool(orig, comp, box, np.vstack(cand + ([w[None]] if w is not None else [])))
+
+    lp = None
+    lo_b, hi_b = pre[-1]  # the output bounds so far, until an LP tightens them
+    if not lp_later:
+        settling_lps(skip)
+    m = lo_b.size
 
     def _milp_model(lvl: int) -> Any:
         if lvl < 2:
@@ -691,6 +703,9 @@ def _method_milp(
     level = 0
     model = _milp_model(0)
     no_binaries = model.integer_cols.size == 0
+    if no_binaries and lp_later:  # (the compact model's own interval bounds stabilised the rest)
+        settling_lps(settled_first)
+    starts = _StartPool(orig, comp, box, np.vstack(cand + ([w[None]] if w is not None else [])))
     # with no unstable ReLU the network is linear on the box and the (rigorous) LP is exact
     solver = None if no_binaries else make_solver(model)
 
@@ -868,7 +883,7 @@ def _method_milp(
     # witness value is attained) and nominally tol·(1 + upper): report the larger
     tolerance = max(float(tol * (1.0 + upper)), upper - float(best))
     gaps = [solved[o]["gap"] for o in solved if np.isfinite(solved[o]["gap"])]
-    msg = f"big-M MILP on the merged network ({model.integer_cols.size} binaries, {lp.n_unstable} unstable ReLUs)"
+    msg = f"big-M MILP on the merged network ({model.integer_cols.size} binaries, {model.n_unstable} unstable ReLUs)"
     if mode == "max":
         msg += f"; mode max: {len(skipped)} objectives settled by the LP or differential bounds"
         if skipped:
@@ -919,7 +934,7 @@ def _method_milp(
             "milp_solver_kept": {
                 f"y{k}{'+' if s > 0 else '-'}": r["solver"] for (k, s), r in solved.items() if "solver" in r
             },
-            "lps": lp.n_lps,
+            "lps": lp.n_lps if lp is not None else 0,
             "tightening_lps": tightening.n_lps if tightening is not None else 0,
             "tightening_stabilised": tightening.stabilised if tightening is not None else 0,
             "tightening_time": tightening.time if tightening is not None else 0.0,
@@ -957,7 +972,8 @@ LP_SKIP_MAX_UNSTABLE = 40
 """Up to this many unstable neurons, :func:`method_milp` skips the settling LPs that the
 differential bounds and a sampled witness already settle; above it, it solves them all, unless
 the MILPs go to the phase branch and bound (:func:`_use_phase`), which gains nothing from their
-bounds: it lifts its own objective's column bound in every node LP."""
+bounds (it lifts its own objective's column bound in every node LP). On that route the LPs the
+witness leaves open are not solved either: the phase solver's root LP is the same relaxation."""
 
 
 def _settles(side: Any, mode: str, best: float, slack: float, epsilon: float | None) -> Any:

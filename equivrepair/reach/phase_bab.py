@@ -11,9 +11,10 @@ there, a node LP here takes 2–5 ms, so those of at most 90 binaries come here 
 
 Warm starts. Each node's LP starts from its parent's optimal basis (kept with the open node),
 and so does each strong-branching LP, not from the basis of whatever LP ran last, which best-first
-search may have taken anywhere in the tree: on MNIST ±2/255 models (44–60 binaries) 1.4–2.8x
+search may have taken anywhere in the tree: on MNIST ±2/255 models (56–60 binaries) 1.4–2.8x
 faster, with fewer nodes too (3×100 image 17: 1,053 → 567 nodes, 9.7 → 3.5 s); neutral on the
 tiny leaf models of ACAS Xu (NeuroDiff 1_2, 5_4, 1_7 δ columns: 8.2/10.4/18.5 → 7.5/10.2/18.0 s).
+The bases cost memory, about one byte per row and column per open node (a kilobyte on these models).
 
 Search. Best first on each node's LP value, with the objective's own column bound lifted in the
 LP (:meth:`PhaseBaB._uncap`; the rigorous bounds keep it); branching on the most violated
