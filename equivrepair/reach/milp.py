@@ -7,7 +7,8 @@ neurons on, also the LP bounds of :mod:`.tighten` where they can fix a phase, an
 on z1 − z2 of the last hidden layer's twins), stable neurons fixed (a = z or a = 0, no
 binary), and for each unstable neuron one binary δ with a >= 0, a >= z, a <= z − l(1 − δ),
 a <= u δ; the difference cuts of the LP are kept (valid, they tighten the relaxation); the output
-columns y = Φ1 − Φ2 are boxed by the LP bounds.
+columns y = Φ1 − Φ2 are boxed by the settling LPs' bounds where they ran (on the phase route,
+:func:`_use_phase`, by the differential and forward output bounds).
 
 For every output j we minimise and maximise y_j (2m MILPs; ``mode="max"`` skips the objectives
 whose LP bound cannot beat the best |Φ1 − Φ2| found so far, which is enough for δ_max, and gives

@@ -78,6 +78,13 @@ def gradient_corners(net: FNN, lo: np.ndarray, hi: np.ndarray, unstable: list[np
     return np.vstack(pts)
 
 
+def _signs_seen(net: FNN, X: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per hidden layer, which neurons take a negative, and which a positive, pre-activation at
+    some row of ``X``: sign evidence no bound can contradict."""
+    zs = pre_activations(net, X)
+    return [np.any(z < 0.0, axis=0) for z in zs], [np.any(z > 0.0, axis=0) for z in zs]
+
+
 def unstable_mask(pre: Bounds) -> list[np.ndarray]:
     """Per hidden layer, which neurons the bounds leave unstable (lower < 0 < upper)."""
     return [(lo < 0.0) & (hi > 0.0) for lo, hi in pre[:-1]]
@@ -149,9 +156,7 @@ def tighten_pre_bounds(
     pts = gradient_corners(net, lo, hi, unstable)
     if candidates is not None and np.size(candidates):
         pts = np.vstack([pts, np.atleast_2d(candidates)])
-    zs = pre_activations(net, pts)
-    neg = [np.any(z < 0.0, axis=0) for z in zs]
-    pos = [np.any(z > 0.0, axis=0) for z in zs]
+    neg, pos = _signs_seen(net, pts)
     evidence = sum(int(np.sum(u & n & p)) for u, n, p in zip(unstable, neg, pos))
 
     def out_of_time() -> bool:
@@ -175,11 +180,11 @@ def tighten_pre_bounds(
                         new[i][1][kk] = min(zu, -b)
                     if b is not None:
                         lps.solve.set_col_bounds(col, new[i][0][kk], new[i][1][kk])
-                    for x in lps.points[len(found) :]:
-                        for j, z in enumerate(pre_activations(net, x)):
-                            neg[j] |= z[0] < 0.0
-                            pos[j] |= z[0] > 0.0
-                        found.append(x)
+                    if len(lps.points) > len(found):  # a new LP optimum: its signs too
+                        n2, p2 = _signs_seen(net, np.vstack(lps.points[len(found) :]))
+                        neg = [a | b for a, b in zip(neg, n2)]
+                        pos = [a | b for a, b in zip(pos, p2)]
+                        found = list(lps.points)
         n_lps += lps.n
         complete = complete and not lps.timed_out
     delta = None if delta_bounds is None else [(np.array(a), np.array(b)) for a, b in delta_bounds]
