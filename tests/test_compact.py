@@ -763,18 +763,22 @@ def test_pseudocost_branching_stays_sound_on_noisy_duals(monkeypatch) -> None:
 
     orig, comp, box, net, model = _cutoff_case(1)
     rng = np.random.default_rng(0)
-    real = pb.SafeBound.bounds
+    real = pb.SafeBound.multipliers
 
-    def noisy(self, cost, Y, cl=None, cu=None):
-        return real(self, cost, Y + rng.normal(0, 1e-2 * (1 + np.abs(Y).max()), Y.shape), cl, cu)
+    def noisy(self, y):
+        ys = real(self, y)
+        if len(ys) < 3:
+            return ys
+        y = ys[1] + rng.normal(0, 1e-2 * (1 + np.abs(ys[1]).max()), ys[1].shape)
+        return [ys[0], y, -y]
 
     for k in range(3):
         cost = np.zeros(model.n_cols)
         cost[model.y_cols[k]] = 1.0  # the minimum of output k
         m_star = _HighsMILP(model, 1e-9).solve(cost, 60.0)["value"]
-        monkeypatch.setattr(pb.SafeBound, "bounds", noisy)
+        monkeypatch.setattr(pb.SafeBound, "multipliers", noisy)
         r = pb.PhaseBaB(model, 1e-9, max_nodes=300, branching="pseudocost").solve(cost, 10.0)
-        monkeypatch.setattr(pb.SafeBound, "bounds", real)
+        monkeypatch.setattr(pb.SafeBound, "multipliers", real)
         assert r["nodes"] > 0 and r["bound"] <= m_star + 1e-9 * (1 + abs(m_star))
 
 
@@ -850,3 +854,98 @@ def test_a_reused_highs_lp_keeps_its_time_limit_per_run() -> None:
     assert len(ours) >= 3 and all(s == "Optimal" for s in ours), ours
     plain = statuses(lambda h: h.setOptionValue("time_limit", 0.2))
     assert plain[-1] == "Time limit reached", "HiGHS now limits each run: set_time_left may go"
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_signed_safe_bounds_equal_the_generic_bounds_and_stay_below_the_lp(seed: int) -> None:
+    """``SafeBound.signed_bounds`` (one product for y and −y on the two-sided rows, what every
+    feasible phase branch-and-bound node uses) gives the bounds of ``SafeBound.bounds`` on the
+    multipliers (0, y, −y) up to the sums' order, for random multipliers of every scale and node
+    column bounds (binaries fixed); with HiGHS's duals of the LP relaxation its bound is at most
+    the LP optimum and within 1e-6 of it; unusable duals (None, NaN, wrong size) leave the
+    zero multiplier alone."""
+    import highspy
+
+    from equivrepair.reach.lp import SafeBound, highs_model, run_highs
+
+    orig, comp, box, net, model = _cutoff_case(seed)
+    sb = SafeBound(model)
+    assert 0 < int(sb.two.sum()) < model.n_rows  # both kinds of rows, so the split is exercised
+    rng = np.random.default_rng(seed)
+    ints = model.integer_cols
+    for trial in range(30):
+        cost = np.zeros(model.n_cols)
+        cost[model.y_cols[trial % model.y_cols.size]] = rng.choice([-1.0, 1.0])
+        y = rng.normal(size=model.n_rows) * 10.0 ** rng.integers(-3, 4)
+        cl, cu = model.col_lower.copy(), model.col_upper.copy()
+        fixed = rng.random(ints.size) < 0.3
+        cl[ints[fixed]] = cu[ints[fixed]] = rng.integers(0, 2, int(fixed.sum()))
+        a = sb.signed_bounds(cost, y, cl, cu)
+        b = sb.bounds(cost, np.stack(sb.multipliers(y), axis=1), cl, cu)
+        assert a.shape == (3,)
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * (1.0 + np.abs(b).max()))
+    for bad in (None, np.full(model.n_rows, np.nan), np.ones(model.n_rows + 1)):
+        only_zero = sb.bounds(cost, np.zeros((model.n_rows, 1)))
+        np.testing.assert_array_equal(sb.signed_bounds(cost, bad), only_zero)
+    h = highs_model(model)  # the LP relaxation (binaries continuous)
+    for j in range(model.y_cols.size):
+        cost = np.zeros(model.n_cols)
+        cost[model.y_cols[j]] = 1.0
+        h.changeColsCost(model.n_cols, np.arange(model.n_cols, dtype=np.int32), cost)
+        run_highs(h)
+        assert h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+        opt = h.getInfo().objective_function_value
+        bound = sb(cost, np.asarray(h.getSolution().row_dual))
+        assert opt - 1e-6 * (1 + abs(opt)) <= bound <= opt + 1e-9 * (1 + abs(opt))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 4])
+def test_phase_bab_dual_cutoff_stops_lps_early_and_keeps_the_optimum(seed: int, monkeypatch) -> None:
+    """With ``dual_cutoff`` (the default) each node LP runs with HiGHS's ``objective_bound`` at
+    the pruning level, so LPs of nodes that cannot matter (infeasible ones above all) stop early
+    with status ObjectiveBound; the search reaches HiGHS's MIP optimum m* with a bound at most m*
+    either way, with and without an incumbent to prune against, and with a cutoff below m* the
+    bound still settles the question (>= the cutoff, <= m*)."""
+    import highspy
+
+    import equivrepair.reach.phase_bab as pb
+    from equivrepair.reach.milp import _HighsMILP
+
+    orig, comp, box, net, model = _cutoff_case(seed)
+    stopped = []
+    real = pb.run_highs
+
+    def spy(h):
+        out = real(h)
+        stopped.append(h.getModelStatus() == highspy.HighsModelStatus.kObjectiveBound)
+        return out
+
+    monkeypatch.setattr(pb, "run_highs", spy)
+    for k in range(2):
+        cost = np.zeros(model.n_cols)
+        cost[model.y_cols[k]] = -1.0
+        m_star = _HighsMILP(model, 1e-9).solve(cost, 60.0)["value"]
+        slack = 1e-7 * (1 + abs(m_star))
+        for on in (True, False):
+            solver = pb.PhaseBaB(model, 1e-9, branching="pseudocost")
+            solver.dual_cutoff = on
+            stopped.clear()
+            r = solver.solve(cost, 60.0)
+            assert r["status"] == "optimal"
+            assert r["bound"] <= m_star + slack
+            assert r["value"] == pytest.approx(m_star, abs=1e-6 * (1 + abs(m_star)))
+            if not on:
+                assert not any(stopped)
+            cut = m_star + 0.1 * (1 + abs(m_star))  # a cutoff above m*: m* is still found
+            r = pb.PhaseBaB(model, 1e-9, branching="pseudocost").solve(cost, 60.0, cutoff=cut)
+            assert r["status"] == "optimal" and r["bound"] <= m_star + slack
+            assert r["value"] == pytest.approx(m_star, abs=1e-6 * (1 + abs(m_star)))
+            low = m_star - 0.05 * (1 + abs(m_star))  # below m*: settled without m*
+            stopped.clear()
+            solver = pb.PhaseBaB(model, 1e-9, branching="pseudocost")
+            solver.dual_cutoff = on
+            r = solver.solve(cost, 60.0, cutoff=low)
+            assert r["status"] == "optimal"
+            assert low - slack <= r["bound"] <= m_star + slack
+            if on:
+                assert any(stopped)  # the root LP's dual objective passes the cutoff at once

@@ -156,14 +156,18 @@ def test_phase_bab_bound_stays_sound_when_the_lp_solver_fails(monkeypatch, fault
 
         monkeypatch.setattr(pb, "run_highs", run)
     else:
-        real = pb.SafeBound.bounds
+        real = pb.SafeBound.multipliers
         calls = []
 
-        def noisy(self, cost, Y, cl=None, cu=None):
+        def noisy(self, y):
             calls.append(1)
-            return real(self, cost, Y + rng.normal(0, 1e-3 * (1 + np.abs(Y).max()), Y.shape), cl, cu)
+            ys = real(self, y)
+            if len(ys) < 3:
+                return ys
+            y = ys[1] + rng.normal(0, 1e-3 * (1 + np.abs(ys[1]).max()), ys[1].shape)
+            return [ys[0], y, -y]
 
-        monkeypatch.setattr(pb.SafeBound, "bounds", noisy)
+        monkeypatch.setattr(pb.SafeBound, "multipliers", noisy)
     bad = milp_leaf(on, cn, merged, lo, hi, objs, np.full(2, np.inf), np.full(2, -np.inf), time_limit=10)
     assert np.all(bad.upper >= true - 1e-12)
     assert np.all(bad.upper >= good.upper - 1e-9 * (1 + np.abs(good.upper)))

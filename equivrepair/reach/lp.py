@@ -460,12 +460,33 @@ class SafeBound:
         rl, ru = model.row_lower, model.row_upper
         self.fl, self.fu = np.isfinite(rl), np.isfinite(ru)
         self.rl0, self.ru0 = np.where(self.fl, rl, 0.0), np.where(self.fu, ru, 0.0)
+        # rows with both sides finite (the equality rows, dense on the compact models) take y and
+        # −y unclipped, so one product serves both signs (see signed_bounds); the others are split off
+        self.two = self.fl & self.fu
+        self.AT_two, self.AT_one = self.AT[:, self.two], self.AT[:, ~self.two]
+        self.absAT_two, self.absAT_one = self.absAT[:, self.two], self.absAT[:, ~self.two]
 
     def __call__(
         self, cost: np.ndarray, y: np.ndarray | None, cl: np.ndarray | None = None, cu: np.ndarray | None = None
     ) -> float:
         """The best bound from y, −y and 0 (0: the column bounds alone)."""
-        return float(np.max(self.bounds(cost, np.stack(self.multipliers(y), axis=1), cl, cu)))
+        return float(np.max(self.signed_bounds(cost, y, cl, cu)))
+
+    def signed_bounds(
+        self, cost: np.ndarray, y: np.ndarray | None, cl: np.ndarray | None = None, cu: np.ndarray | None = None
+    ) -> np.ndarray:
+        """:meth:`bounds` of the multipliers :meth:`multipliers` gives (0, and y, −y when usable),
+        with one product by Aᵀ and one by |A|ᵀ on the two-sided rows instead of one per multiplier
+        (a third of the work on a phase branch-and-bound node, the sums' order aside)."""
+        Y = np.stack(self.multipliers(y), axis=1)
+        if Y.shape[1] != 3:
+            return self.bounds(cost, Y, cl, cu)
+        yt = Y[self.two, 1]
+        g, ga = self.AT_two @ yt, self.absAT_two @ np.abs(yt)
+        Y1 = self._clip(Y[~self.two], ~self.two)
+        ATY = np.stack([np.zeros_like(g), g, -g], axis=1) + self.AT_one @ Y1
+        absATY = np.stack([np.zeros_like(ga), ga, ga], axis=1) + self.absAT_one @ np.abs(Y1)
+        return self._finish(cost, self._clip(Y), ATY, absATY, cl, cu)
 
     def multipliers(self, y: np.ndarray | None) -> list[np.ndarray]:
         """The multipliers worth trying for a solver's row duals y: none (0), and y with both sign
@@ -481,17 +502,33 @@ class SafeBound:
         self, cost: np.ndarray, Y: np.ndarray, cl: np.ndarray | None = None, cu: np.ndarray | None = None
     ) -> np.ndarray:
         """The bound of each column of Y (rows × k multipliers), in one pass."""
+        Y = self._clip(Y)
+        return self._finish(cost, Y, self.AT @ Y, self.absAT @ np.abs(Y), cl, cu)
+
+    def _clip(self, Y: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Y (multipliers of every row, or of the rows a mask selects) with the sign each row's
+        finite sides allow (0 where a row has none)."""
+        fl, fu = (self.fl, self.fu) if rows is None else (self.fl[rows], self.fu[rows])
+        Y = np.where(fl[:, None], Y, np.minimum(Y, 0.0))
+        return np.where(fu[:, None], Y, np.maximum(Y, 0.0))
+
+    def _finish(
+        self,
+        cost: np.ndarray,
+        Y: np.ndarray,
+        ATY: np.ndarray,
+        absATY: np.ndarray,
+        cl: np.ndarray | None,
+        cu: np.ndarray | None,
+    ) -> np.ndarray:
+        """The bounds from clipped multipliers Y and their products Aᵀ Y and |A|ᵀ |Y|."""
         cl = self.model.col_lower if cl is None else cl
         cu = self.model.col_upper if cu is None else cu
-        Y = np.where(self.fl[:, None], Y, np.minimum(Y, 0.0))
-        Y = np.where(self.fu[:, None], Y, np.maximum(Y, 0.0))
-        row_term = np.where(Y > 0, Y * self.rl0[:, None], Y * self.ru0[:, None])
-        D = cost[:, None] - self.AT @ Y
+        row_term = Y * np.where(Y > 0, self.rl0[:, None], self.ru0[:, None])
+        D = cost[:, None] - ATY
         col_term = np.minimum(D * cl[:, None], D * cu[:, None])
         err = np.abs(row_term).sum(axis=0) + np.abs(col_term).sum(axis=0)
-        err += ((np.abs(cost)[:, None] + self.absAT @ np.abs(Y)) * np.maximum(np.abs(cl), np.abs(cu))[:, None]).sum(
-            axis=0
-        )
+        err += ((np.abs(cost)[:, None] + absATY) * np.maximum(np.abs(cl), np.abs(cu))[:, None]).sum(axis=0)
         out = row_term.sum(axis=0) + col_term.sum(axis=0) - FP_REL * err
         return np.where(np.all(np.isfinite(col_term), axis=0), out, -np.inf)
 

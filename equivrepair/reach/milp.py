@@ -947,12 +947,16 @@ def _method_milp(
 _RANK = {"optimal": 2, "interrupted": 1}  # which of two copies' results an objective keeps
 _SETTLED = tuple(_RANK)
 
-PHASE_MAX_BINARIES = 90
+PHASE_MAX_BINARIES = 115
 """Up to this many binaries, ``mip_solver="auto"`` solves the MILPs by :class:`.phase_bab.PhaseBaB`.
 60 until each node's LP started from its parent's basis; then, against HiGHS on MNIST ±2/255
 models (one process each, side by side), the phase solver won 7 of 8 models of 62–74 binaries
 (by 1.5–6x; HiGHS took 18.8 s against 28.5 s on 256x4 image 7), was about even at 82–96 (and
-left the narrower bracket on the two it did not close) and lost at 149."""
+left the narrower bracket on the two it did not close) and lost at 149: 90. Then on 13 MNIST
+±2/±3 models of 94–119 binaries (60 s each, side by side) it won 10: the narrower bracket on 9
+(3×100 ±3 image 18: 0.13 % against 31 %; 256x4 ±3 image 38: 40 % against 161 %) and 3×100 ±3
+image 13 exact in 38.8 s where HiGHS was open; HiGHS won 256x4 ±2 image 29 (exact in 23.4 s
+against 45.4 s), image 31 (0.58 % against 0.63 %) and 256x4 ±3 image 7 (119 binaries): 115."""
 PHASE_MAX_NODES = 10**7  # the phase branch and bound's node limit: the time limit is the real one
 
 
