@@ -481,12 +481,13 @@ class SafeBound:
         Y = np.stack(self.multipliers(y), axis=1)
         if Y.shape[1] != 3:
             return self.bounds(cost, Y, cl, cu)
-        yt = Y[self.two, 1]
+        yt = Y[self.two, 1]  # never clipped: both sides of these rows are finite
         g, ga = self.AT_two @ yt, self.absAT_two @ np.abs(yt)
         Y1 = self._clip(Y[~self.two], ~self.two)
         ATY = np.stack([np.zeros_like(g), g, -g], axis=1) + self.AT_one @ Y1
         absATY = np.stack([np.zeros_like(ga), ga, ga], axis=1) + self.absAT_one @ np.abs(Y1)
-        return self._finish(cost, self._clip(Y), ATY, absATY, cl, cu)
+        Y[~self.two] = Y1  # the one-sided rows clipped once, here
+        return self._finish(cost, Y, ATY, absATY, cl, cu)
 
     def multipliers(self, y: np.ndarray | None) -> list[np.ndarray]:
         """The multipliers worth trying for a solver's row duals y: none (0), and y with both sign
