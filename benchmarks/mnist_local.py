@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         "--mip-solver",
         default="auto",
         choices=("auto", "highs", "phase"),
-        help="the exact runs' MILP solver (evaluate(..., mip_solver=)); auto: the phase B&B up to 115 binaries",
+        help="the exact runs' MILP solver (evaluate(..., mip_solver=)); auto: the phase B&B up to 150 binaries",
     )
     ap.add_argument("--report", nargs="*", help="only rebuild the table/PNG from these JSON files")
     args = ap.parse_args(argv)

@@ -721,8 +721,8 @@ def test_phase_route_without_binaries_still_solves_the_settling_lps(monkeypatch)
 @pytest.mark.parametrize("seed", [0, 1, 4])
 def test_phase_bab_starts_each_lp_from_its_parents_basis(seed: int, monkeypatch) -> None:
     """With ``restore_basis`` (the default) every node and strong-branching LP after the root is
-    started from a stored basis, which must be a basis of this model (as many statuses as
-    columns and rows); with it off none is. Both reach HiGHS's MIP optimum m* with a sound bound:
+    started from a stored basis, which must be a basis of this LP (as many statuses as columns
+    and rows, the pair-hull cuts in the LP included); with it off none is. Both reach HiGHS's MIP optimum m* with a sound bound:
     the start only changes the simplex path."""
     import equivrepair.reach.phase_bab as pb
     from equivrepair.reach.milp import _HighsMILP
@@ -738,8 +738,9 @@ def test_phase_bab_starts_each_lp_from_its_parents_basis(seed: int, monkeypatch)
             started: list = []
             real = solver.h.setBasis
 
-            def spy(basis, real=real, started=started):
-                started.append((len(basis.col_status), len(basis.row_status)))
+            def spy(basis, real=real, started=started, solver=solver):
+                # the LP's rows: the model's and the pair-hull cuts in it now
+                started.append((len(basis.col_status), len(basis.row_status) - solver.h.getNumRow()))
                 return real(basis)
 
             monkeypatch.setattr(solver.h, "setBasis", spy, raising=False)
@@ -748,7 +749,7 @@ def test_phase_bab_starts_each_lp_from_its_parents_basis(seed: int, monkeypatch)
             assert r["bound"] <= m_star + 1e-7 * (1 + abs(m_star))
             assert r["value"] == pytest.approx(m_star, abs=1e-6 * (1 + abs(m_star)))
             if restore and r["lps"] > 1:
-                assert started and set(started) == {(model.n_cols, model.n_rows)}
+                assert started and set(started) == {(model.n_cols, 0)}
                 assert len(started) == r["lps"] - 1  # every LP but the root's
             if not restore:
                 assert started == []

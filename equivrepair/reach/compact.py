@@ -56,7 +56,7 @@ def build_compact(
     prev_lo, prev_hi = lo, hi
     int_cols: list[np.ndarray] = []
     n_unstable = 0
-    layout: list[dict[str, tuple[np.ndarray, np.ndarray]]] = []
+    layout: list[dict] = []
     for i in range(n_hidden):
         W, bias = layers[i].W, layers[i].b
         zl, zu = layer_bounds(W, bias, pre_bounds[i], prev_lo, prev_hi)
@@ -100,7 +100,14 @@ def build_compact(
         kd = np.flatnonzero(needed & ~active & ~unstable)
         if kd.size:
             acol[kd] = b.add_cols(np.zeros(kd.size), np.zeros(kd.size))
-        layout.append({"z": (k, zcol[k]), "a": (ku, acol[ku]), "phase": (ku[: dcol.size], dcol)})
+        layout.append(
+            {
+                "z": (k, zcol[k]),
+                "a": (ku, acol[ku]),
+                "phase": (ku[: dcol.size], dcol),
+                "half": n // 2 if pairs else None,
+            }
+        )
         if pairs:
             half = n // 2
             difference_cuts(b, zcol, acol, zl, zu, unstable, dl, du, needed[:half])

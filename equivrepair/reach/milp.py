@@ -947,7 +947,7 @@ def _method_milp(
 _RANK = {"optimal": 2, "interrupted": 1}  # which of two copies' results an objective keeps
 _SETTLED = tuple(_RANK)
 
-PHASE_MAX_BINARIES = 115
+PHASE_MAX_BINARIES = 150
 """Up to this many binaries, ``mip_solver="auto"`` solves the MILPs by :class:`.phase_bab.PhaseBaB`.
 60 until each node's LP started from its parent's basis; then, against HiGHS on MNIST ±2/255
 models (one process each, side by side), the phase solver won 7 of 8 models of 62–74 binaries
@@ -956,7 +956,11 @@ left the narrower bracket on the two it did not close) and lost at 149: 90. Then
 ±2/±3 models of 94–119 binaries (60 s each, side by side) it won 10: the narrower bracket on 9
 (3×100 ±3 image 18: 0.13 % against 31 %; 256x4 ±3 image 38: 40 % against 161 %) and 3×100 ±3
 image 13 exact in 38.8 s where HiGHS was open; HiGHS won 256x4 ±2 image 29 (exact in 23.4 s
-against 45.4 s), image 31 (0.58 % against 0.63 %) and 256x4 ±3 image 7 (119 binaries): 115."""
+against 45.4 s), image 31 (0.58 % against 0.63 %) and 256x4 ±3 image 7 (119 binaries): 115.
+With the twin-pair hull cuts (fourteenth session), on the 7 open ±3 models of 119–149 binaries
+(60 s, side by side) it left the narrower bracket on 5: every 3×100 one (images 2, 7, 8, 12 at
+124–146 binaries: upper bounds 0.315/0.595/0.553/0.691 against 0.426/0.715/0.709/0.887) and
+256x4 image 29 (141: 0.00989 against 0.01031); HiGHS on 256x4 images 7 (119) and 2 (149): 150."""
 PHASE_MAX_NODES = 10**7  # the phase branch and bound's node limit: the time limit is the real one
 
 
