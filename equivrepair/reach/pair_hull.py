@@ -8,7 +8,8 @@ thin mismatch slabs). The convex hull of the pair's pieces, lifted with their ph
 (z1, z2, a1, a2, δ1, δ2), is the tightest description of the pair alone, and its facets are rows
 of at most six non-zeros. On a face δ1 = 1 (or 0) it is the hull of the pieces left, so once the
 branch and bound fixes a binary these cuts describe the pair's remaining pieces exactly: on
-MNIST ±2/±3 models the phase branch and bound needs 2–4x fewer nodes with them.
+MNIST 3×100 ±2/±3 models the phase branch and bound needs about half the nodes with them (see
+:mod:`.phase_bab`; less on 256x4, and more on one of its models).
 
 Validity. Each pair's MILP-feasible points lie in the union of its pieces, each piece the linear
 image of a polygon (the bounds box of z1, z2 cut by the strip and the phases' sign conditions),
@@ -50,7 +51,7 @@ class PairHulls:
     demand, each pair's hull facets (kept once computed): lifted with the pair's phase binaries
     where the model has them and ``lift`` asks for it, else the hull of (z1, z2, a1, a2).
 
-    A qhull call costs about 2 ms a pair, so :meth:`violated` computes the hulls of only the
+    A hull costs 2–4 ms a pair (qhull and the clipping), so :meth:`violated` computes the hulls of only the
     pairs whose point is off their graph (a fractional binary, or a ≠ relu(z)): a point on the
     graph lies in one of the pieces, so no facet of the hull can cut it off."""
 

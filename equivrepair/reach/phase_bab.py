@@ -31,7 +31,8 @@ again with the facets of each twin pair's lifted hull that its point violates
 every node (on a face δ = 0 or 1 they describe the pair's remaining pieces exactly). On 13 models
 captured from MNIST ±2/±3 runs the node count halves on the 3×100 models (1,700 → 792 on 3×100
 ±2 image 19) and total time falls 126 → 81 s; adding the cuts violated at every node as well
-halved the nodes again but slowed each LP twice as much (hundreds of rows). One 256x4 ±3 model
+(hundreds of rows) left as many nodes or more, each LP dearer (256x4 ±2 image 7: 1,306 → 5,474
+nodes, 5.7 → 34.1 s). One 256x4 ±3 model
 (image 36) takes more nodes with the cuts (491 → 945; branching candidates ordered by
 fractionality, or reliability at 2 observations, did better there and worse over the 13). The
 rigorous bounds include the cuts in the LP (valid inequalities of the MILP, so the bound stays
