@@ -51,9 +51,9 @@ class PairHulls:
     demand, each pair's hull facets (kept once computed): lifted with the pair's phase binaries
     where the model has them and ``lift`` asks for it, else the hull of (z1, z2, a1, a2).
 
-    A hull costs 2–4 ms a pair (qhull and the clipping), so :meth:`violated` computes the hulls of only the
-    pairs whose point is off their graph (a fractional binary, or a ≠ relu(z)): a point on the
-    graph lies in one of the pieces, so no facet of the hull can cut it off."""
+    A hull costs 2–4 ms a pair (qhull and the clipping), so :meth:`violated` computes the hulls
+    of only the pairs whose point is off their graph (a fractional binary, or a ≠ relu(z)): a
+    point on the graph lies in one of the pieces, so no facet of the hull can cut it off."""
 
     def __init__(self, model: LPModel, lift: bool = True) -> None:
         self.model = model
@@ -69,8 +69,8 @@ class PairHulls:
             for j in range(s):
                 t = j + s
                 if j in zmap and t in zmap and (j in amap or t in amap):
-                    get = lambda m, k: m.get(k, -1)  # noqa: E731
-                    cols.append((zmap[j], zmap[t], get(amap, j), get(amap, t), get(dmap, j), get(dmap, t)))
+                    a1, a2, d1, d2 = amap.get(j, -1), amap.get(t, -1), dmap.get(j, -1), dmap.get(t, -1)
+                    cols.append((zmap[j], zmap[t], a1, a2, d1, d2))
         # per pair: columns z1, z2, a1, a2, δ1, δ2 (−1 where a member has none)
         self.cols = np.array(cols, dtype=np.int64).reshape(-1, 6)
         self._facets: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
