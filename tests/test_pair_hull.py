@@ -10,7 +10,7 @@ from scipy.optimize import linprog
 from equivrepair.reach.compact import model_point
 from equivrepair.reach.lp import LPModel, highs_model, run_highs
 from equivrepair.reach.pair_hull import _pair_facets, pair_hull_cuts
-from equivrepair.reach.phase_bab import PhaseBaB, _with_cuts
+from equivrepair.reach.phase_bab import PhaseBaB
 from tests.test_compact import _cutoff_case
 
 
@@ -106,7 +106,7 @@ def test_cuts_tighten_the_root_and_the_phase_bab_keeps_the_optimum(seed: int) ->
         for s in (1.0, -1.0):
             cost = np.zeros(model.n_cols)
             cost[model.y_cols[k]] = s
-            plain, cut = _lp_min(model, cost), _lp_min(_with_cuts(model, pool), cost)
+            plain, cut = _lp_min(model, cost), _lp_min(pool.appended_to(model), cost)
             assert cut >= plain - 1e-9 * (1 + abs(plain))
             tighter = max(tighter, cut - plain)
             if s < 0:

@@ -44,6 +44,23 @@ class PairCuts:
     def size(self) -> int:
         return int(self.upper.size)
 
+    def appended_to(self, model: LPModel) -> LPModel:
+        """``model`` with these rows (``A v <= upper``) appended after its own."""
+        if not self.size:
+            return model
+        return LPModel(
+            sp.vstack([model.A, self.A]).tocsc(),
+            np.concatenate([model.row_lower, np.full(self.size, -np.inf)]),
+            np.concatenate([model.row_upper, self.upper]),
+            model.col_lower,
+            model.col_upper,
+            model.x_cols,
+            model.y_cols,
+            model.integer_cols,
+            model.n_unstable,
+            model.layout,
+        )
+
 
 class PairHulls:
     """The twin pairs of a compact model (``layout`` with ``half``, as

@@ -32,11 +32,11 @@ every node (on a face δ = 0 or 1 they describe the pair's remaining pieces exac
 captured from MNIST ±2/±3 runs the node count halves on the 3×100 models (1,700 → 792 on 3×100
 ±2 image 19) and total time falls 126 → 81 s; adding the cuts violated at every node as well
 (hundreds of rows) left as many nodes or more, each LP dearer (256x4 ±2 image 7: 1,306 → 5,474
-nodes, 5.7 → 34.1 s). One 256x4 ±3 model
-(image 36) takes more nodes with the cuts (491 → 945; branching candidates ordered by
-fractionality, or reliability at 2 observations, did better there and worse over the 13). The
-rigorous bounds include the cuts in the LP (valid inequalities of the MILP, so the bound stays
-one of the MILP). The leaf MILPs of :mod:`.milp_leaf` run without them (``pair_cuts=False``).
+nodes, 5.7 → 34.1 s). One 256x4 ±3 model (image 36) takes more nodes with the cuts (491 → 945;
+branching candidates ordered by fractionality, or reliability at 2 observations, did better
+there and worse over the 13). The rigorous bounds include the cuts in the LP (valid
+inequalities of the MILP, so the bound stays one of the MILP). The leaf MILPs of
+:mod:`.milp_leaf` run without them (``pair_cuts=False``).
 
 Search. Best first on each node's LP value, with the objective's own column bound lifted in the
 LP (:meth:`PhaseBaB._uncap`; the rigorous bounds keep it); branching on the most violated
@@ -67,10 +67,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from .lp import LPModel, SafeBound, highs_model, run_highs, set_time_left
-from .pair_hull import PairCuts, PairHulls
+from .pair_hull import PairHulls
 
 INTEGRAL = 1e-9  # a binary within this of 0 or 1 at the LP optimum counts as integral
 RAY_SCALES = (1.0, 1e3, 1e6, 1e9)  # multiples of a Farkas ray tried on an "infeasible" node
@@ -336,7 +335,7 @@ class PhaseBaB:
         """Rebuild :attr:`safe` on the model with the cuts now in the LP, in the LP's row order,
         if they changed (the multipliers the solver returns are over exactly those rows)."""
         if self._safe_version != self._cuts_version:
-            self.safe = SafeBound(_with_cuts(self.model, self.hulls.rows(self.added)))
+            self.safe = SafeBound(self.hulls.rows(self.added).appended_to(self.model))
             self._safe_version = self._cuts_version
 
     def _separate(self, v: np.ndarray) -> int:
@@ -363,8 +362,9 @@ class PhaseBaB:
         best, v, integral = self._node(fix, cost)
         if rounds < 0 or best >= self.level:  # no cuts here, or the node is closed anyway
             return best, v, integral
-        for _ in range(rounds + 1):
-            if v is None or not self._separate(v) or _ == rounds or time.perf_counter() > self.deadline:
+        for i in range(rounds + 1):
+            # (the last round's cuts are added for the nodes after it, not solved again here)
+            if v is None or not self._separate(v) or i == rounds or time.perf_counter() > self.deadline:
                 break
             bound, v, integral = self._node(fix, cost)
             best = max(best, bound)
@@ -488,24 +488,6 @@ class PhaseBaB:
                 pc.learn(j, phase, float(d[i]), key, max(self.last_value, key))
         j = int(free[cand[int(np.argmax(pc.scores(free[cand], d[cand])))]])
         return j, tried.get(j, {}), 2 * len(tried)
-
-
-def _with_cuts(model: LPModel, cuts: PairCuts) -> LPModel:
-    """``model`` with the rows ``cuts.A v <= cuts.upper`` appended."""
-    if not cuts.size:
-        return model
-    return LPModel(
-        sp.vstack([model.A, cuts.A]).tocsc(),
-        np.concatenate([model.row_lower, np.full(cuts.size, -np.inf)]),
-        np.concatenate([model.row_upper, cuts.upper]),
-        model.col_lower,
-        model.col_upper,
-        model.x_cols,
-        model.y_cols,
-        model.integer_cols,
-        model.n_unstable,
-        model.layout,
-    )
 
 
 def _violation_cols(model: LPModel) -> tuple[np.ndarray, np.ndarray]:
